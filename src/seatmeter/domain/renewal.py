@@ -160,7 +160,8 @@ def compare_costs(
             billed_usage = 0
             for member_id, amount in spend.items():
                 seat = member_seats.get(member_id)
-                allowance = allowances[seat].included_usage if seat in allowances else Money.zero()
+                held = allowances.get(seat) if seat is not None else None
+                allowance = held.included_usage if held is not None else Money.zero()
                 billed_usage += extra_usage(amount, allowance).nano
         else:
             billed_usage = usage_nano

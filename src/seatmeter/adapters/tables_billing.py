@@ -107,16 +107,15 @@ renewals = Table(
     PrimaryKeyConstraint("organization_id", "term_start"),
 )
 
-# Seat-based plans: the monthly fee of each seat type and the usage it includes per member per period.
+# Seat-based plans: the usage a seat type includes per member per period. The seat's monthly fee is the
+# organization's seat price (organizations.seat_prices).
 seat_allowances = Table(
     "seat_allowances",
     metadata,
     Column("organization_id", String(40), nullable=False),
     Column("seat_type", String(32), nullable=False),
-    Column("monthly_fee_nano", BigInteger, nullable=False),
     Column("included_usage_nano", BigInteger, nullable=False),
     PrimaryKeyConstraint("organization_id", "seat_type"),
-    CheckConstraint("monthly_fee_nano >= 0", name="fee_not_negative"),
     CheckConstraint("included_usage_nano >= 0", name="included_not_negative"),
 )
 

@@ -75,10 +75,8 @@ def upgrade() -> None:
         "seat_allowances",
         sa.Column("organization_id", sa.String(length=40), nullable=False),
         sa.Column("seat_type", sa.String(length=32), nullable=False),
-        sa.Column("monthly_fee_nano", sa.BigInteger(), nullable=False),
         sa.Column("included_usage_nano", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("included_usage_nano >= 0", name=op.f("ck_seat_allowances_included_not_negative")),
-        sa.CheckConstraint("monthly_fee_nano >= 0", name=op.f("ck_seat_allowances_fee_not_negative")),
         sa.PrimaryKeyConstraint("organization_id", "seat_type", name=op.f("pk_seat_allowances")),
     )
     op.create_table(

@@ -46,7 +46,10 @@ def renew(app: App, principal: Principal, org_id: str, raw: Any) -> dict[str, An
             effective = date.fromisoformat(str(raw["effective_date"]))
         except ValueError:
             raise InvalidRequest("effective_date must be a date, YYYY-MM-DD") from None
-    return renew_now(app, org_id, effective=effective, dry_run=dry_run, seat_prices_raw=raw.get("seat_prices"))
+    result = renew_now(app, org_id, effective=effective, dry_run=dry_run, seat_prices_raw=raw.get("seat_prices"))
+    if result is None:  # only the worker's only_if_due call can get here
+        raise InvalidRequest("the organization's term has not ended; nothing to renew")
+    return result
 
 
 def _inputs(conn: Connection, org: Organization) -> tuple[dict[str, int], dict[str, int], dict[str, str | None]]:
@@ -61,13 +64,17 @@ def _inputs(conn: Connection, org: Organization) -> tuple[dict[str, int], dict[s
 
 
 def renew_now(app: App, org_id: str, *, effective: date | None = None, dry_run: bool = False,
-              seat_prices_raw: Any = None) -> dict[str, Any]:
+              seat_prices_raw: Any = None, only_if_due: bool = False) -> dict[str, Any] | None:
+    """Renew in one transaction. With `only_if_due` (the worker) a term that has not ended yet is left alone,
+    which is what a second worker finds once the first has renewed."""
     now = app.clock.now()
     with app.uow() as uow:
         conn = uow.conn
         org = orgs_repo.get_organization(conn, org_id, for_update=True)
         term = current_term(org)
         today = local_date(now, org.timezone)
+        if only_if_due and term.end > today:
+            return None
         prices = dict(org.seat_prices)
         if seat_prices_raw is not None:
             prices.update(validate_seat_prices(target_plan(org.plan), seat_prices_raw))

@@ -51,8 +51,7 @@ def run_worker_once(app: App) -> WorkerReport:
             for key in _due_periods(org, last_closed.get(org.id), now):
                 close_period_now(app, org.id, key, skip_locked=True)
                 report.closed.append((org.id, key))
-            if _renewal_due(app, org.id, now):
-                renew_now(app, org.id)
+            if _renewal_due(app, org.id, now) and renew_now(app, org.id, only_if_due=True) is not None:
                 report.renewed.append(org.id)
         except Busy:
             report.skipped_busy += 1

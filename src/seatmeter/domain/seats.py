@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from seatmeter.domain.errors import (
@@ -20,6 +19,7 @@ from seatmeter.domain.errors import (
     SurfaceNotInSeat,
 )
 from seatmeter.domain.money import Money
+from seatmeter.domain.organization import CHANNELS, PLANS, SEAT_TYPES, SURFACES
 
 __all__ = [
     "CHANNELS",
@@ -38,14 +38,6 @@ __all__ = [
     "surfaces_of",
 ]
 
-PLANS = ("usage_based", "usage_based_legacy", "seat_based")
-CHANNELS = ("self_serve", "sales_assisted")
-SURFACES = ("web", "desktop", "mobile", "claude_code", "api")
-SEAT_TYPES: Mapping[str, tuple[str, ...]] = {
-    "usage_based": ("enterprise",),
-    "usage_based_legacy": ("chat", "chat_code"),
-    "seat_based": ("standard", "premium"),
-}
 _CHAT_SURFACES = frozenset(s for s in SURFACES if s != "claude_code")
 
 

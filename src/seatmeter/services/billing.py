@@ -145,7 +145,7 @@ def _seat_based_lines(conn: Connection, org: Organization, period: Period, total
             lines.append(seat_line(f"{purchased} × {seat_type} seats at ${fee}/month, {period.key}", purchased,
                                    fee.nano * purchased))
     allowances = _allowances(conn, org.id)
-    seats = {m: s for m, s in _member_seats(conn, org.id).items()}
+    seats = _member_seats(conn, org.id)
     spend: dict[tuple[str, str], int] = defaultdict(int)
     for t in totals:
         spend[(t.period, t.member_id)] += t.cost_nano

@@ -42,7 +42,8 @@ def current_term(org: Organization) -> Term:
 
 def _quantity(raw: Any) -> int:
     if type(raw) is not int or not 1 <= raw <= MAX_SEATS_PER_CHANGE:
-        raise InvalidRequest(f"quantity must be a whole number of seats from 1 to {MAX_SEATS_PER_CHANGE:,}, got {raw!r}")
+        raise InvalidRequest(
+            f"quantity must be a whole number of seats from 1 to {MAX_SEATS_PER_CHANGE:,}, got {raw!r}")
     return raw
 
 

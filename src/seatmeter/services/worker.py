@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
+from seatmeter.adapters import orgs_repo
 from seatmeter.adapters.tables import organizations
 from seatmeter.adapters.tables_billing import period_closes
 from seatmeter.bootstrap import App
@@ -58,14 +60,14 @@ def run_worker_once(app: App) -> WorkerReport:
     return report
 
 
-def _due_periods(org: object, last_closed: str | None, now: datetime) -> list[str]:
+def _due_periods(org: Any, last_closed: str | None, now: datetime) -> list[str]:
     """Ended periods not yet closed, oldest first, from the period the organization was created in."""
-    timezone, anchor = org.timezone, org.billing_anchor_day  # type: ignore[attr-defined]
+    timezone, anchor = org.timezone, org.billing_anchor_day
     if last_closed is None:
-        period = period_containing(org.created_at, timezone, anchor)  # type: ignore[attr-defined]
+        period = period_containing(org.created_at, timezone, anchor)
     else:
         period = parse_period_key(last_closed, timezone, anchor).next()
-    due = []
+    due: list[str] = []
     while period.end <= now and len(due) < MAX_CLOSES_PER_ORG:
         due.append(period.key)
         period = period.next()
@@ -73,8 +75,6 @@ def _due_periods(org: object, last_closed: str | None, now: datetime) -> list[st
 
 
 def _renewal_due(app: App, org_id: str, now: datetime) -> bool:
-    from seatmeter.adapters import orgs_repo
-
     with app.uow() as uow:
         org = orgs_repo.get_organization(uow.conn, org_id)
     return current_term(org).end <= local_date(now, org.timezone)

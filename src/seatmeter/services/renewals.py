@@ -127,12 +127,14 @@ def _apply(conn: Connection, org: Organization, renewal: Renewal, old_seats: dic
         scheduled_reductions.c.organization_id == org.id, scheduled_reductions.c.status == "scheduled")
         .values(status="applied"))
     kind = "renewal" if renewal.plan == renewal.from_plan else "migration"
-    conn.execute(seat_changes.insert(), [
+    changes = [
         {"organization_id": org.id, "id": new_id("sc"), "kind": kind, "seat_type": t, "quantity": q,
          "effective_date": renewal.term.start, "term_start": renewal.term.start, "invoice_id": None,
          "actor": "operator", "created_at": now}
-        for t, q in renewal.quantities.items()
-    ] or [])
+        for t, q in renewal.quantities.items() if q
+    ]
+    if changes:
+        conn.execute(seat_changes.insert(), changes)
 
 
 def _types(renewal: Renewal) -> set[str]:

@@ -22,22 +22,44 @@ def _org(api: Api, clock: FixedClock, channel: str = "sales_assisted", **extra: 
 
 
 def _usage(api: Api, org: Org, member_id: str, key: str, occurred_at: str, **tokens: int) -> None:
-    event = {"idempotency_key": key, "member_id": member_id, "model": "claude-sonnet-4-5", "surface": "web",
-             "occurred_at": occurred_at, "input_tokens": 0, "output_tokens": 0, **tokens}
+    event = {
+        "idempotency_key": key,
+        "member_id": member_id,
+        "model": "claude-sonnet-4-5",
+        "surface": "web",
+        "occurred_at": occurred_at,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        **tokens,
+    }
     result = api.post(f"/v1/organizations/{org.id}/usage", {"events": [event]}, key=org.service_key, expect=200)
     assert result["accepted"] == 1
 
 
 def _seat(api: Api, org: Org, member_id: str, seat_type: str = "enterprise", expect: int = 200) -> Any:
-    return api.put(f"/v1/organizations/{org.id}/members/{member_id}/seat", {"seat_type": seat_type},
-                   key=org.owner_key, expect=expect)
+    return api.put(
+        f"/v1/organizations/{org.id}/members/{member_id}/seat",
+        {"seat_type": seat_type},
+        key=org.owner_key,
+        expect=expect,
+    )
 
 
-def _hold(api: Api, org: Org, member_id: str, surface: str = "web", amount: str = "0.10", expect: int = 201,
-          key: str = "h1") -> Any:
-    return api.post(f"/v1/organizations/{org.id}/holds",
-                    {"idempotency_key": key, "member_id": member_id, "model": "claude-sonnet-4-5",
-                     "surface": surface, "estimate": {"amount": amount}}, key=org.service_key, expect=expect)
+def _hold(
+    api: Api, org: Org, member_id: str, surface: str = "web", amount: str = "0.10", expect: int = 201, key: str = "h1"
+) -> Any:
+    return api.post(
+        f"/v1/organizations/{org.id}/holds",
+        {
+            "idempotency_key": key,
+            "member_id": member_id,
+            "model": "claude-sonnet-4-5",
+            "surface": surface,
+            "estimate": {"amount": amount},
+        },
+        key=org.service_key,
+        expect=expect,
+    )
 
 
 def test_ten_seats_added_on_1_april_2024_are_invoiced_at_exactly_901_64(api: Api, clock: FixedClock):
@@ -52,8 +74,13 @@ def test_ten_seats_added_on_1_april_2024_are_invoiced_at_exactly_901_64(api: Api
     assert [line["amount"] for line in invoice["lines"]] == ["901.64"]
     assert "275/366 days" in invoice["lines"][0]["description"]
     assert invoice["number"] == first["invoice"]["number"] + 1
-    assert added["seats"]["data"][0] == {"seat_type": "enterprise", "purchased": 60, "assigned": 0,
-                                         "available": 60, "price_per_month": "10.00"}
+    assert added["seats"]["data"][0] == {
+        "seat_type": "enterprise",
+        "purchased": 60,
+        "assigned": 0,
+        "available": 60,
+        "price_per_month": "10.00",
+    }
     again = api.get(f"/v1/organizations/{org.id}/invoices/{invoice['id']}", key=org.owner_key, expect=200)
     assert again["total"] == "901.64"
 
@@ -69,14 +96,23 @@ def test_an_owner_cannot_backdate_seats_but_the_operator_can(api: Api, clock: Fi
 
 def test_self_serve_seats_cannot_be_removed_mid_term_but_a_reduction_can_be_scheduled(api: Api, clock: FixedClock):
     org = _org(api, clock, channel="self_serve")
-    api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "enterprise", "quantity": 5}, key=org.owner_key,
-             expect=201)
-    refused = api.post(f"/v1/organizations/{org.id}/seats/reductions", {"seat_type": "enterprise", "quantity": 2},
-                       key=org.owner_key, expect=409)
+    api.post(
+        f"/v1/organizations/{org.id}/seats", {"seat_type": "enterprise", "quantity": 5}, key=org.owner_key, expect=201
+    )
+    refused = api.post(
+        f"/v1/organizations/{org.id}/seats/reductions",
+        {"seat_type": "enterprise", "quantity": 2},
+        key=org.owner_key,
+        expect=409,
+    )
     assert refused["error"]["code"] == "seat_removal_not_allowed"
     assert "renewal" in refused["error"]["resume"]
-    scheduled = api.post(f"/v1/organizations/{org.id}/seats/reductions",
-                         {"seat_type": "enterprise", "quantity": 2, "at": "renewal"}, key=org.owner_key, expect=200)
+    scheduled = api.post(
+        f"/v1/organizations/{org.id}/seats/reductions",
+        {"seat_type": "enterprise", "quantity": 2, "at": "renewal"},
+        key=org.owner_key,
+        expect=200,
+    )
     assert scheduled["scheduled"]["at"] == "2025-01-01"
     seats = api.get(f"/v1/organizations/{org.id}/seats", key=org.owner_key, expect=200)
     assert seats["data"][0]["purchased"] == 5
@@ -87,11 +123,14 @@ def test_on_sales_assisted_only_the_operator_changes_seats_mid_term(api: Api, cl
     org = _org(api, clock)
     clock.set(datetime(2024, 2, 1, 15, 0, tzinfo=UTC))
     body = {"seat_type": "enterprise", "quantity": 3}
-    assert api.post(f"/v1/organizations/{org.id}/seats", body, key=org.owner_key, expect=403)["error"]["code"] == \
-        "forbidden"
+    assert (
+        api.post(f"/v1/organizations/{org.id}/seats", body, key=org.owner_key, expect=403)["error"]["code"]
+        == "forbidden"
+    )
     api.post(f"/v1/organizations/{org.id}/seats", body, expect=201)
-    removed = api.post(f"/v1/organizations/{org.id}/seats/reductions", {"seat_type": "enterprise", "quantity": 1},
-                       expect=200)
+    removed = api.post(
+        f"/v1/organizations/{org.id}/seats/reductions", {"seat_type": "enterprise", "quantity": 1}, expect=200
+    )
     assert removed["seats"]["data"][0]["purchased"] == 2
     assert removed["credit_note"]["kind"] == "credit_note"
     assert removed["credit_note"]["total"].startswith("-")
@@ -104,15 +143,21 @@ def test_assigned_seats_never_exceed_purchased_seats(api: Api, clock: FixedClock
     alice = add_member(api, org, "alice@acme.test", seat=None)
     refused = _seat(api, org, alice["id"], expect=400)
     assert "all 1 enterprise seats are assigned" in refused["error"]["message"]
-    api.put(f"/v1/organizations/{org.id}/members/{org.owner_id}/seat", {"seat_type": None}, key=org.owner_key,
-            expect=200)
+    api.put(
+        f"/v1/organizations/{org.id}/members/{org.owner_id}/seat", {"seat_type": None}, key=org.owner_key, expect=200
+    )
     _seat(api, org, alice["id"])
     assert api.get(f"/v1/organizations/{org.id}/seats", expect=200)["data"][0]["assigned"] == 1
 
 
 def test_a_member_without_a_seat_is_refused_and_a_chat_seat_excludes_claude_code(api: Api, clock: FixedClock):
-    org = _org(api, clock, channel="sales_assisted", plan="usage_based_legacy",
-               seat_prices={"chat": "20.00", "chat_code": "100.00"})
+    org = _org(
+        api,
+        clock,
+        channel="sales_assisted",
+        plan="usage_based_legacy",
+        seat_prices={"chat": "20.00", "chat_code": "100.00"},
+    )
     api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "chat", "quantity": 2}, expect=201)
     refused = _hold(api, org, org.owner_id, expect=403)
     assert refused["error"]["code"] == "no_seat"
@@ -127,8 +172,16 @@ def test_usage_at_2330_on_31_march_in_new_york_lands_on_the_march_invoice(api: A
     org = _org(api, clock, timezone="America/New_York")
     alice = add_member(api, org, "alice@acme.test", seat=None)
     clock.set(datetime(2024, 4, 1, 12, 0, tzinfo=UTC))
-    _usage(api, org, alice["id"], "late-evening", "2024-03-31T23:30:00-04:00", input_tokens=3,
-           cache_write_5m_tokens=12_304, output_tokens=550)
+    _usage(
+        api,
+        org,
+        alice["id"],
+        "late-evening",
+        "2024-03-31T23:30:00-04:00",
+        input_tokens=3,
+        cache_write_5m_tokens=12_304,
+        output_tokens=550,
+    )
     _usage(api, org, alice["id"], "after-midnight", "2024-04-01T00:30:00-04:00", input_tokens=1_000_000)
     clock.advance(minutes=5)
     invoice = api.post(f"/v1/organizations/{org.id}/periods/2024-03/close", expect=200)
@@ -136,8 +189,7 @@ def test_usage_at_2330_on_31_march_in_new_york_lands_on_the_march_invoice(api: A
     assert len(invoice["lines"]) == 1
     line = invoice["lines"][0]
     assert line["member_id"] == alice["id"] and line["model"] == "claude-sonnet-4-5"
-    assert line["tokens"] == {"input": 3, "cache_write_5m": 12_304, "cache_write_1h": 0, "cache_read": 0,
-                              "output": 550}
+    assert line["tokens"] == {"input": 3, "cache_write_5m": 12_304, "cache_write_1h": 0, "cache_read": 0, "output": 550}
     assert line["amount"] == "0.05"  # $0.054399, rounded once on the line
     assert invoice["total"] == "0.05"
 
@@ -154,8 +206,9 @@ def test_closing_a_period_twice_yields_one_document(api: Api, clock: FixedClock)
 
 def test_a_period_that_has_not_ended_cannot_be_closed_and_only_the_operator_closes(api: Api, clock: FixedClock):
     org = _org(api, clock)
-    assert api.post(f"/v1/organizations/{org.id}/periods/2024-01/close", expect=400)["error"]["code"] == \
-        "invalid_request"
+    assert (
+        api.post(f"/v1/organizations/{org.id}/periods/2024-01/close", expect=400)["error"]["code"] == "invalid_request"
+    )
     clock.set(datetime(2024, 2, 2, tzinfo=UTC))
     refused = api.post(f"/v1/organizations/{org.id}/periods/2024-01/close", key=org.owner_key, expect=403)
     assert refused["error"]["code"] == "forbidden"
@@ -212,7 +265,8 @@ def test_invoices_download_as_csv_and_as_a_printable_page(api: Api, clock: Fixed
 
 
 def test_seat_based_usage_stops_at_the_allowance_unless_extra_usage_is_enabled_and_is_billed(
-        api: Api, clock: FixedClock):
+    api: Api, clock: FixedClock
+):
     org = _org(api, clock, plan="seat_based", seat_prices={"standard": "25.00", "premium": "60.00"})
     api.put(f"/v1/organizations/{org.id}/seat-allowances", {"included_usage": {"standard": "1.00"}}, expect=200)
     api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "standard", "quantity": 2}, expect=201)
@@ -223,8 +277,7 @@ def test_seat_based_usage_stops_at_the_allowance_unless_extra_usage_is_enabled_a
     assert refused["error"]["code"] == "allowance_exhausted"
     assert "extra usage" in refused["error"]["resume"]
     member = add_member(api, org, "m@acme.test", seat="standard")
-    forbidden = api.put(f"/v1/organizations/{org.id}/extra-usage", {"enabled": True}, key=member["api_key"],
-                        expect=403)
+    forbidden = api.put(f"/v1/organizations/{org.id}/extra-usage", {"enabled": True}, key=member["api_key"], expect=403)
     assert forbidden["error"]["code"] == "forbidden"
     api.put(f"/v1/organizations/{org.id}/extra-usage", {"enabled": True}, key=org.owner_key, expect=200)
     _hold(api, org, org.owner_id, amount="0.60", key="b")
@@ -246,8 +299,9 @@ def test_a_legacy_renewal_moves_every_member_to_the_enterprise_seat(api: Api, ap
     add_member(api, org, "bo@acme.test", seat=None)
     clock.set(datetime(2024, 12, 10, tzinfo=UTC))
     _usage(api, org, alice["id"], "oct", "2024-10-10T10:00:00Z", input_tokens=1_000_000)
-    dry = api.post(f"/v1/organizations/{org.id}/renewal", {"dry_run": True, "seat_prices": {"enterprise": "50.00"}},
-                   expect=200)
+    dry = api.post(
+        f"/v1/organizations/{org.id}/renewal", {"dry_run": True, "seat_prices": {"enterprise": "50.00"}}, expect=200
+    )
     assert dry["plan"] == "usage_based" and dry["seats"] == {"enterprise": 4}
     assert [m["period"] for m in dry["comparison"]["months"]] == ["2024-10", "2024-11", "2024-12"]
     assert dry["comparison"]["months"][0] == {"period": "2024-10", "current": "163.00", "new": "203.00"}
@@ -263,7 +317,10 @@ def test_a_legacy_renewal_moves_every_member_to_the_enterprise_seat(api: Api, ap
     members_after = api.get(f"/v1/organizations/{org.id}/members", key=org.owner_key, expect=200)["data"]
     assert len(members_after) == len(members_before)
     assert {m["email"]: m["seat_type"] for m in members_after} == {
-        "owner@acme.test": "enterprise", "alice@acme.test": "enterprise", "bo@acme.test": None}
+        "owner@acme.test": "enterprise",
+        "alice@acme.test": "enterprise",
+        "bo@acme.test": None,
+    }
     assert api.get(f"/v1/organizations/{org.id}", expect=200)["plan"] == "usage_based"
     assert run_worker_once(app).renewed == []  # already renewed: the worker leaves it alone
 

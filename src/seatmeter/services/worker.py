@@ -35,18 +35,33 @@ class WorkerReport:
     skipped_busy: int = 0
 
     def to_json(self) -> dict[str, object]:
-        return {"closed": [f"{o} {p}" for o, p in self.closed], "renewed": self.renewed,
-                "expired_holds": self.expired_holds, "skipped_busy": self.skipped_busy}
+        return {
+            "closed": [f"{o} {p}" for o, p in self.closed],
+            "renewed": self.renewed,
+            "expired_holds": self.expired_holds,
+            "skipped_busy": self.skipped_busy,
+        }
 
 
 def run_worker_once(app: App) -> WorkerReport:
     report = WorkerReport()
     report.expired_holds = holds.expire_holds(app.uow(), app.clock.now())
     with app.uow() as uow:
-        orgs = uow.conn.execute(select(organizations.c.id, organizations.c.timezone, organizations.c.billing_anchor_day,
-                                       organizations.c.created_at).order_by(organizations.c.id)).all()
-        last_closed = dict(uow.conn.execute(select(period_closes.c.organization_id, func.max(period_closes.c.period))
-                                            .group_by(period_closes.c.organization_id)).all())
+        orgs = uow.conn.execute(
+            select(
+                organizations.c.id,
+                organizations.c.timezone,
+                organizations.c.billing_anchor_day,
+                organizations.c.created_at,
+            ).order_by(organizations.c.id)
+        ).all()
+        last_closed = dict(
+            uow.conn.execute(
+                select(period_closes.c.organization_id, func.max(period_closes.c.period)).group_by(
+                    period_closes.c.organization_id
+                )
+            ).all()
+        )
     for org in orgs:
         now = app.clock.now()
         try:

@@ -194,6 +194,28 @@ def test_usage_at_2330_on_31_march_in_new_york_lands_on_the_march_invoice(api: A
     assert invoice["total"] == "0.05"
 
 
+def test_usage_at_2330_on_31_march_in_kolkata_is_march_and_half_an_hour_later_is_april(api: Api, clock: FixedClock):
+    org = _org(api, clock, timezone="Asia/Kolkata")
+    clock.set(datetime(2024, 4, 1, 12, 0, tzinfo=UTC))
+    _usage(api, org, org.owner_id, "march", "2024-03-31T18:00:00Z", input_tokens=1_000_000)  # 23:30 IST
+    _usage(api, org, org.owner_id, "april", "2024-03-31T19:00:00Z", input_tokens=2_000_000)  # 00:30 IST
+    clock.advance(minutes=5)
+    march = api.post(f"/v1/organizations/{org.id}/periods/2024-03/close", expect=200)
+    assert march["total"] == "3.00"
+
+
+def test_a_month_end_anchor_clamps_the_period_to_29_february_through_30_march(api: Api, clock: FixedClock):
+    org = _org(api, clock, timezone="America/New_York", billing_anchor_day=31)
+    clock.set(datetime(2024, 4, 1, 12, 0, tzinfo=UTC))
+    _usage(api, org, org.owner_id, "in", "2024-03-30T23:00:00-04:00", input_tokens=1_000_000)
+    _usage(api, org, org.owner_id, "out", "2024-03-31T00:30:00-04:00", input_tokens=2_000_000)
+    clock.advance(minutes=5)
+    february = api.post(f"/v1/organizations/{org.id}/periods/2024-02/close", expect=200)
+    assert february["total"] == "3.00"
+    early = api.post(f"/v1/organizations/{org.id}/periods/2024-03/close", expect=400)
+    assert "runs until 2024-04-30" in early["error"]["message"]
+
+
 def test_closing_a_period_twice_yields_one_document(api: Api, clock: FixedClock):
     org = _org(api, clock)
     clock.set(datetime(2024, 2, 1, 0, 5, tzinfo=UTC))
@@ -328,8 +350,12 @@ def test_a_legacy_renewal_moves_every_member_to_the_enterprise_seat(api: Api, ap
 def test_the_worker_closes_ended_periods_and_renews_ended_terms_once(api: Api, app: App, clock: FixedClock):
     org = _org(api, clock)
     api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "enterprise", "quantity": 2}, expect=201)
+    _seat(api, org, org.owner_id)
+    clock.set(datetime(2024, 12, 31, 23, 0, tzinfo=UTC))
+    _hold(api, org, org.owner_id)
     clock.set(datetime(2025, 1, 2, tzinfo=UTC))
     report = run_worker_once(app)
+    assert report.expired_holds == 1
     assert [p for o, p in report.closed if o == org.id] == [f"2024-{m:02d}" for m in range(1, 13)]
     assert report.renewed == [org.id]
     again = run_worker_once(app)

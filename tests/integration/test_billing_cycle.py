@@ -365,3 +365,24 @@ def test_the_worker_closes_ended_periods_and_renews_ended_terms_once(api: Api, a
     assert numbers == list(range(1, len(numbers) + 1))
     assert sum(i["kind"] == "usage" for i in invoices) == 12
     assert [i["total"] for i in invoices if i["kind"] == "seats"] == ["240.00", "240.00"]
+
+
+def test_a_finalized_invoice_is_corrected_by_a_credit_note_and_never_changes(api: Api, clock: FixedClock):
+    org = _org(api, clock)
+    clock.set(datetime(2024, 1, 20, tzinfo=UTC))
+    _usage(api, org, org.owner_id, "e1", "2024-01-10T10:00:00Z", input_tokens=1_000_000)
+    _usage(api, org, org.owner_id, "e2", "2024-01-11T10:00:00Z", input_tokens=1_000_000, output_tokens=1)
+    clock.set(datetime(2024, 2, 2, tzinfo=UTC))
+    invoice = api.post(f"/v1/organizations/{org.id}/periods/2024-01/close", expect=200)
+    path = f"/v1/organizations/{org.id}/invoices/{invoice['id']}/credit-notes"
+    assert api.post(path, {}, key=org.owner_key, expect=403)["error"]["code"] == "forbidden"
+    note = api.post(path, {"positions": [1]}, expect=201)
+    assert (note["kind"], note["corrects_invoice_id"]) == ("credit_note", invoice["id"])
+    assert note["total"] == "-" + invoice["lines"][0]["amount"]
+    assert note["number"] == invoice["number"] + 1
+    again = api.post(path, {"positions": [1]}, expect=400)
+    assert "already credited" in again["error"]["message"]
+    unchanged = api.get(f"/v1/organizations/{org.id}/invoices/{invoice['id']}", key=org.owner_key, expect=200)
+    assert unchanged["total"] == invoice["total"] and unchanged["lines"] == invoice["lines"]
+    refused = api.post(f"/v1/organizations/{org.id}/invoices/{note['id']}/credit-notes", {}, expect=400)
+    assert "cannot itself be corrected" in refused["error"]["message"]

@@ -17,11 +17,19 @@ from sqlalchemy.exc import IntegrityError
 
 from seatmeter.adapters import billing_repo, orgs_repo
 from seatmeter.adapters.sql import upsert
-from seatmeter.adapters.tables_billing import billing_settings, period_closes, seat_allowances
+from seatmeter.adapters.tables_billing import billing_settings, credited_lines, period_closes, seat_allowances
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import InvalidRequest
-from seatmeter.domain.invoices import Invoice, InvoiceLine, render_csv, render_html, seat_line, usage_line
+from seatmeter.domain.invoices import (
+    Invoice,
+    InvoiceLine,
+    credit_note,
+    render_csv,
+    render_html,
+    seat_line,
+    usage_line,
+)
 from seatmeter.domain.money import NANO_PER_CENT, Money
 from seatmeter.domain.organization import Organization
 from seatmeter.domain.periods import Period, parse_period_key
@@ -34,6 +42,7 @@ __all__ = [
     "get_invoice",
     "invoice_csv",
     "invoice_html",
+    "issue_credit_note",
     "list_invoices",
     "set_allowances",
     "set_extra_usage",
@@ -253,6 +262,59 @@ def invoice_html(app: App, principal: Principal, org_id: str, invoice_id: str) -
         invoice = billing_repo.load_invoice(uow.conn, org_id, invoice_id)
         labels = billing_repo.member_labels(uow.conn, org_id)
     return render_html(invoice, org.name, labels)
+
+
+def issue_credit_note(app: App, principal: Principal, org_id: str, invoice_id: str, raw: Any) -> dict[str, Any]:
+    """The operator corrects a finalized invoice with a credit note reversing all its lines, or some of them.
+
+    `positions` (1-based) picks lines; each line of an invoice can be credited once.
+    """
+    principal.require_operator()
+    if not isinstance(raw, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    positions = raw.get("positions")
+    if positions is not None and (
+        not isinstance(positions, list) or not positions or any(type(p) is not int for p in positions)
+    ):
+        raise InvalidRequest("positions must be a non-empty list of line numbers (1 is the first line)")
+    now = app.clock.now()
+    with app.uow() as uow:
+        conn = uow.conn
+        orgs_repo.get_organization(conn, org_id, for_update=True)
+        original = billing_repo.load_invoice(conn, org_id, invoice_id)
+        chosen = sorted(set(positions)) if positions else list(range(1, len(original.lines) + 1))
+        if any(not 1 <= p <= len(original.lines) for p in chosen):
+            raise InvalidRequest(f"{original.display_number} has lines 1 to {len(original.lines)}")
+        done = set(
+            conn.execute(
+                select(credited_lines.c.position).where(
+                    credited_lines.c.organization_id == org_id, credited_lines.c.invoice_id == invoice_id
+                )
+            ).scalars()
+        )
+        if done & set(chosen):
+            raise InvalidRequest(
+                f"lines {', '.join(map(str, sorted(done & set(chosen))))} of {original.display_number} "
+                "were already credited",
+                resume="Credit only the lines not yet corrected.",
+            )
+        # Builds and checks the document (a credit note cannot be credited); the number comes from the core.
+        note = credit_note(
+            original, id="pending", number=1, issued_at=now, lines=[original.lines[p - 1] for p in chosen]
+        )
+        note_id = billing_repo.issue(
+            conn, org_id, "credit_note", note.lines, now, period=original.period, corrects=original.id
+        )
+        conn.execute(
+            credited_lines.insert(),
+            [
+                {"organization_id": org_id, "invoice_id": invoice_id, "position": p, "credit_note_id": note_id}
+                for p in chosen
+            ],
+        )
+        result = billing_repo.load_invoice(conn, org_id, note_id).to_json()
+        uow.commit()
+    return result
 
 
 def set_allowances(app: App, principal: Principal, org_id: str, raw: Any) -> dict[str, Any]:

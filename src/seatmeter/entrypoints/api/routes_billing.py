@@ -104,6 +104,16 @@ def get_invoice(org: str, invoice: Annotated[str, Path(max_length=60)], request:
     return billing.get_invoice(app, who, org, invoice).to_json()
 
 
+class CreditNote(_Body):
+    positions: list[StrictInt] | None = Field(None, description="Lines to reverse (1-based); all when absent.")
+    reason: StrictStr | None = None
+
+
+@router.post("/organizations/{org}/invoices/{invoice}/credit-notes", status_code=201, tags=["billing"])
+def issue_credit_note(org: str, invoice: str, body: CreditNote, app: AppDep, who: Who) -> dict[str, Any]:
+    return billing.issue_credit_note(app, who, org, invoice, _dump(body))
+
+
 @router.post("/organizations/{org}/periods/{period}/close", tags=["billing"])
 def close_period(
     org: str, period: Annotated[str, Path(pattern=r"^\d{4}-\d{2}$")], app: AppDep, who: Who

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from seatmeter.adapters import invoices_repo
 from seatmeter.adapters.sql import upsert
 from seatmeter.adapters.tables import invoice_lines, invoices, members, usage_events
-from seatmeter.adapters.tables_billing import invoice_line_tokens, seat_counts
+from seatmeter.adapters.tables_billing import invoice_line_tokens, seat_allowances, seat_counts
 from seatmeter.domain.errors import NotFound
 from seatmeter.domain.invoices import Invoice, InvoiceLine
 from seatmeter.domain.money import Money
@@ -21,10 +21,12 @@ from seatmeter.domain.pricing import TOKEN_KINDS
 __all__ = [
     "UsageTotal",
     "add_purchased",
+    "included_usage",
     "issue",
     "list_invoice_ids",
     "load_invoice",
     "member_labels",
+    "member_seats",
     "release_seat",
     "seat_rows",
     "take_seat",
@@ -253,3 +255,15 @@ def spend_by_member(
     if recorded_before is not None:
         stmt = stmt.where(ue.recorded_at < recorded_before)
     return {(p, m): int(total) for p, m, total in conn.execute(stmt)}
+
+
+def included_usage(conn: Connection, org_id: str) -> dict[str, Money]:
+    """Seat-based plans: seat type -> usage included per member per period."""
+    rows = conn.execute(select(seat_allowances).where(seat_allowances.c.organization_id == org_id)).all()
+    return {r.seat_type: Money(r.included_usage_nano) for r in rows}
+
+
+def member_seats(conn: Connection, org_id: str) -> dict[str, str | None]:
+    """Member id -> the seat type they hold, or None."""
+    rows = conn.execute(select(members.c.id, members.c.seat_type).where(members.c.organization_id == org_id))
+    return {r.id: r.seat_type for r in rows}

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from seatmeter.adapters import billing_repo, orgs_repo
 from seatmeter.adapters.sql import upsert
+from seatmeter.adapters.tables import organizations
 from seatmeter.adapters.tables_billing import billing_settings, credited_lines, period_closes, seat_allowances
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
@@ -93,8 +94,6 @@ def _existing(conn: Connection, org_id: str, period_key: str) -> Invoice | None:
 
 def _lock_org(conn: Connection, org_id: str, skip_locked: bool) -> Organization:
     if skip_locked and conn.dialect.name == "postgresql":
-        from seatmeter.adapters.tables import organizations
-
         got = conn.execute(
             select(organizations.c.id).where(organizations.c.id == org_id).with_for_update(skip_locked=True)
         ).scalar_one_or_none()
@@ -188,8 +187,8 @@ def _seat_based_lines(
                     f"{purchased} × {seat_type} seats at ${fee}/month, {period.key}", purchased, fee.nano * purchased
                 )
             )
-    allowances = _allowances(conn, org.id)
-    seats = _member_seats(conn, org.id)
+    allowances = billing_repo.included_usage(conn, org.id)
+    seats = billing_repo.member_seats(conn, org.id)
     spend: dict[tuple[str, str], int] = defaultdict(int)
     for t in totals:
         spend[(t.period, t.member_id)] += t.cost_nano
@@ -215,18 +214,6 @@ def _seat_based_lines(
                 )
             )
     return lines
-
-
-def _allowances(conn: Connection, org_id: str) -> dict[str, Money]:
-    rows = conn.execute(select(seat_allowances).where(seat_allowances.c.organization_id == org_id)).all()
-    return {r.seat_type: Money(r.included_usage_nano) for r in rows}
-
-
-def _member_seats(conn: Connection, org_id: str) -> dict[str, str | None]:
-    from seatmeter.adapters.tables import members
-
-    rows = conn.execute(select(members.c.id, members.c.seat_type).where(members.c.organization_id == org_id))
-    return {r.id: r.seat_type for r in rows}
 
 
 def list_invoices(app: App, principal: Principal, org_id: str) -> dict[str, Any]:
@@ -336,7 +323,7 @@ def set_allowances(app: App, principal: Principal, org_id: str, raw: Any) -> dic
                     uow.conn, seat_allowances, ["organization_id", "seat_type"], {"included_usage_nano": amount.nano}
                 ).values(organization_id=org_id, seat_type=seat_type, included_usage_nano=amount.nano)
             )
-        result = {t: str(a) for t, a in _allowances(uow.conn, org_id).items()}
+        result = {t: str(a) for t, a in billing_repo.included_usage(uow.conn, org_id).items()}
         uow.commit()
     return {"included_usage": {t: result.get(t, "0.00") for t in SEAT_TYPES[org.plan]}}
 

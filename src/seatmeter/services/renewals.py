@@ -6,7 +6,7 @@ One `renewals` row per organization and new term makes a renewal happen once, ho
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
@@ -20,11 +20,10 @@ from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.ids import new_id
 from seatmeter.domain.money import Money
 from seatmeter.domain.organization import Organization, validate_seat_prices
-from seatmeter.domain.periods import period_containing
+from seatmeter.domain.periods import period_containing, zone
 from seatmeter.domain.proration import local_date
 from seatmeter.domain.renewal import Renewal, compare_costs, plan_renewal, target_plan
-from seatmeter.domain.seats import SeatAllowance
-from seatmeter.services.billing import _allowances
+from seatmeter.domain.seats import SEAT_TYPES, SeatAllowance
 from seatmeter.services.seats import current_term
 
 __all__ = ["DRY_RUN_MONTHS", "renew", "renew_now"]
@@ -197,8 +196,6 @@ def _apply(
 
 
 def _types(renewal: Renewal) -> set[str]:
-    from seatmeter.domain.seats import SEAT_TYPES
-
     return set(SEAT_TYPES[renewal.plan])
 
 
@@ -227,10 +224,6 @@ def _dry_run(
     effective: date,
 ) -> dict[str, Any]:
     """The last three whole periods before `effective`, priced under the current plan and under the new one."""
-    from datetime import datetime, time
-
-    from seatmeter.domain.periods import zone
-
     at = datetime.combine(effective, time(0), tzinfo=zone(org.timezone))
     period = period_containing(at, org.timezone, org.billing_anchor_day)
     keys = []
@@ -241,7 +234,8 @@ def _dry_run(
     spend = billing_repo.spend_by_member(conn, org.id, keys)
     monthly = [(k, {m: Money(v) for (p, m), v in spend.items() if p == k}) for k in keys]
     allowances = {
-        t: SeatAllowance(t, prices.get(t, Money.zero()), included) for t, included in _allowances(conn, org.id).items()
+        t: SeatAllowance(t, prices.get(t, Money.zero()), included)
+        for t, included in billing_repo.included_usage(conn, org.id).items()
     }
     for t in quantities:
         allowances.setdefault(t, SeatAllowance(t, prices.get(t, Money.zero()), Money.zero()))

@@ -10,7 +10,7 @@ from seatmeter.adapters.clock import FixedClock
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import Conflict, CreditsExhausted, Forbidden, UnknownModel
-from seatmeter.services import credits, holds, organizations, price_book, usage
+from seatmeter.services import credits, holds, organizations, price_book, seats, usage
 
 OPERATOR = Principal(PrincipalKind.OPERATOR)
 
@@ -31,6 +31,8 @@ def org(app: App) -> dict[str, str]:
         },
         app.clock.now(),
     )
+    seats.add_seats(app, OPERATOR, created.id, {"seat_type": "enterprise", "quantity": 2})
+    seats.assign_seat(app, OPERATOR, created.id, owner.id, {"seat_type": "enterprise"})
     credits.buy_credits(app.uow(), OPERATOR, created.id, "10.00", "p1", app.clock.now())
     return {"id": created.id, "owner": owner.id}
 

@@ -386,3 +386,31 @@ def test_a_finalized_invoice_is_corrected_by_a_credit_note_and_never_changes(api
     assert unchanged["total"] == invoice["total"] and unchanged["lines"] == invoice["lines"]
     refused = api.post(f"/v1/organizations/{org.id}/invoices/{note['id']}/credit-notes", {}, expect=400)
     assert "cannot itself be corrected" in refused["error"]["message"]
+
+
+def test_the_openapi_document_describes_the_billing_endpoints(api: Api):
+    paths = api.get("/openapi.json", key=None)["paths"]
+    for path in (
+        "/v1/organizations/{org}/seats",
+        "/v1/organizations/{org}/seats/reductions",
+        "/v1/organizations/{org}/members/{member}/seat",
+        "/v1/organizations/{org}/invoices/{invoice}",
+        "/v1/organizations/{org}/periods/{period}/close",
+        "/v1/organizations/{org}/renewal",
+    ):
+        assert path in paths
+
+
+def test_migrating_early_twice_on_the_same_day_charges_once(api: Api, clock: FixedClock):
+    org = _org(api, clock, plan="usage_based_legacy", seat_prices={"chat": "20.00"})
+    api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "chat", "quantity": 2}, expect=201)
+    clock.set(datetime(2024, 4, 1, 15, tzinfo=UTC))
+    body = {"effective_date": "2024-04-01", "seat_prices": {"enterprise": "50.00"}}
+    first = api.post(f"/v1/organizations/{org.id}/renewal", body, expect=200)
+    assert first["plan"] == "usage_based" and first["term"] == {"start": "2024-04-01", "end": "2025-04-01"}
+    assert first["credit_note"]["total"] == "-360.66"  # 2 × 20 × 12 × 275/366
+    assert first["invoice"]["total"] == "1200.00"
+    second = api.post(f"/v1/organizations/{org.id}/renewal", body, expect=200)
+    assert second["invoice"]["id"] == first["invoice"]["id"]
+    kinds = [i["kind"] for i in api.get(f"/v1/organizations/{org.id}/invoices", key=org.owner_key, expect=200)["data"]]
+    assert kinds == ["seats", "credit_note", "seats"]

@@ -414,3 +414,14 @@ def test_migrating_early_twice_on_the_same_day_charges_once(api: Api, clock: Fix
     assert second["invoice"]["id"] == first["invoice"]["id"]
     kinds = [i["kind"] for i in api.get(f"/v1/organizations/{org.id}/invoices", key=org.owner_key, expect=200)["data"]]
     assert kinds == ["seats", "credit_note", "seats"]
+
+
+def test_one_organization_the_worker_cannot_renew_does_not_stop_the_others(api: Api, app: App, clock: FixedClock):
+    stuck = _org(api, clock, plan="usage_based_legacy", seat_prices={"chat": "20.00"})  # no enterprise price
+    api.post(f"/v1/organizations/{stuck.id}/seats", {"seat_type": "chat", "quantity": 1}, expect=201)
+    fine = _org(api, clock)
+    clock.set(datetime(2025, 1, 2, tzinfo=UTC))
+    report = run_worker_once(app)
+    assert report.renewed == [fine.id]
+    assert len(report.errors) == 1 and report.errors[0].startswith(f"{stuck.id}: invalid_request")
+    assert len([p for o, p in report.closed if o == fine.id]) == 12

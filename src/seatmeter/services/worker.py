@@ -15,6 +15,7 @@ from seatmeter.adapters import orgs_repo
 from seatmeter.adapters.tables import organizations
 from seatmeter.adapters.tables_billing import period_closes
 from seatmeter.bootstrap import App
+from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.periods import parse_period_key, period_containing
 from seatmeter.domain.proration import local_date
 from seatmeter.services import holds
@@ -33,6 +34,7 @@ class WorkerReport:
     renewed: list[str] = field(default_factory=list)
     expired_holds: int = 0
     skipped_busy: int = 0
+    errors: list[str] = field(default_factory=list)  # one organization's problem never stops the others
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -72,6 +74,8 @@ def run_worker_once(app: App) -> WorkerReport:
                 report.renewed.append(org.id)
         except Busy:
             report.skipped_busy += 1
+        except SeatmeterError as exc:
+            report.errors.append(f"{org.id}: {exc.code}: {exc.message}")
     return report
 
 

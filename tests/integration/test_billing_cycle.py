@@ -325,8 +325,10 @@ def test_a_legacy_renewal_moves_every_member_to_the_enterprise_seat(api: Api, ap
         f"/v1/organizations/{org.id}/renewal", {"dry_run": True, "seat_prices": {"enterprise": "50.00"}}, expect=200
     )
     assert dry["plan"] == "usage_based" and dry["seats"] == {"enterprise": 4}
-    assert [m["period"] for m in dry["comparison"]["months"]] == ["2024-10", "2024-11", "2024-12"]
-    assert dry["comparison"]["months"][0] == {"period": "2024-10", "current": "163.00", "new": "203.00"}
+    # The last three whole periods before today (the term ends later): September to November.
+    assert [m["period"] for m in dry["comparison"]["months"]] == ["2024-09", "2024-10", "2024-11"]
+    assert dry["comparison"]["months"][1] == {"period": "2024-10", "current": "163.00", "new": "203.00"}
+    assert dry["comparison"]["current_total"] == "483.00" and dry["comparison"]["new_total"] == "603.00"
     assert api.get(f"/v1/organizations/{org.id}", expect=200)["plan"] == "usage_based_legacy"
     refused = api.post(f"/v1/organizations/{org.id}/renewal", {"seat_prices": {"enterprise": "50.00"}}, expect=400)
     assert "renews then" in refused["error"]["message"]

@@ -100,7 +100,7 @@ def renew_now(
             effective=effective,
         )
         if dry_run:
-            return _dry_run(conn, org, renewal, quantities, seats, prices, effective or term.end)
+            return _dry_run(conn, org, renewal, quantities, seats, prices, min(effective or term.end, today))
         if renewal.term.start > today:
             raise InvalidRequest(
                 f"the term runs until {term.end}; it renews then",
@@ -221,10 +221,11 @@ def _dry_run(
     quantities: dict[str, int],
     seats: dict[str, str | None],
     prices: dict[str, Money],
-    effective: date,
+    until: date,
 ) -> dict[str, Any]:
-    """The last three whole periods before `effective`, priced under the current plan and under the new one."""
-    at = datetime.combine(effective, time(0), tzinfo=zone(org.timezone))
+    """The last three whole periods before `until` (the renewal, or today if sooner), priced under the current
+    plan and under the new one."""
+    at = datetime.combine(until, time(0), tzinfo=zone(org.timezone))
     period = period_containing(at, org.timezone, org.billing_anchor_day)
     keys = []
     for _ in range(DRY_RUN_MONTHS):

@@ -42,6 +42,7 @@ class WorkerReport:
             "renewed": self.renewed,
             "expired_holds": self.expired_holds,
             "skipped_busy": self.skipped_busy,
+            "errors": self.errors,
         }
 
 

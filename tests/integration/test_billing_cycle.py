@@ -141,6 +141,10 @@ def test_assigned_seats_never_exceed_purchased_seats(api: Api, clock: FixedClock
     api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "enterprise", "quantity": 1}, expect=201)
     _seat(api, org, org.owner_id)
     alice = add_member(api, org, "alice@acme.test", seat=None)
+    forbidden = api.put(
+        f"/v1/organizations/{org.id}/members/{alice['id']}/seat", {"seat_type": "enterprise"}, key=alice["api_key"]
+    )
+    assert forbidden["error"]["code"] == "forbidden"
     refused = _seat(api, org, alice["id"], expect=400)
     assert "all 1 enterprise seats are assigned" in refused["error"]["message"]
     api.put(

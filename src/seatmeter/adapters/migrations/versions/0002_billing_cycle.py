@@ -17,14 +17,6 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "credited_lines",
-        sa.Column("organization_id", sa.String(length=40), nullable=False),
-        sa.Column("invoice_id", sa.String(length=40), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("credit_note_id", sa.String(length=40), nullable=False),
-        sa.PrimaryKeyConstraint("organization_id", "invoice_id", "position", name=op.f("pk_credited_lines")),
-    )
-    op.create_table(
         "billing_settings",
         sa.Column("organization_id", sa.String(length=40), nullable=False),
         sa.Column("extra_usage_enabled", sa.Boolean(), server_default="0", nullable=False),
@@ -118,7 +110,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("credited_lines")
     op.drop_table("seat_counts")
     op.drop_table("seat_changes")
     op.drop_table("seat_allowances")

@@ -292,7 +292,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), tokens=token_usage)
     def settle_any_hold(self, data: st.DataObject, tokens: Usage) -> None:
         if self.holds:
-            self._settle(data.draw(st.sampled_from(sorted(self.holds))), tokens)
+            self._settle(data.draw(st.sampled_from(list(self.holds))), tokens)
 
     @rule(tokens=token_usage)
     def settle_the_latest_open_hold(self, tokens: Usage) -> None:
@@ -335,7 +335,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def void(self, data: st.DataObject) -> None:
         if not self.holds:
             return
-        hold_id = data.draw(st.sampled_from(sorted(self.holds)))
+        hold_id = data.draw(st.sampled_from(list(self.holds)))
         hold = self.holds[hold_id]
         if hold.status == "open" and hold.expires_at > self.clock.now():
             holds_service.void(self.app, self.service, self.org_id, hold_id)
@@ -351,7 +351,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def replay_a_hold(self) -> None:
-        open_holds = [(h, m) for h, m in sorted(self.holds.items()) if m.status == "open"]
+        open_holds = [(h, m) for h, m in self.holds.items() if m.status == "open"]
         if not open_holds:
             return
         hold_id, hold = open_holds[-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from seatmeter.adapters import tables_notify  # noqa: F401  (registers the notification tables)
 from seatmeter.adapters.tables import metadata
 
 config = context.config

@@ -227,7 +227,7 @@ def chart(conn: Connection, principal: Principal, org: Organization, period: Per
                    limit_accounts.c.posted_nano > 0)
             .order_by(limit_accounts.c.posted_nano.desc()).limit(TOP_SERIES)
         ).all()
-        labels = {member_id: email for member_id, email in top}
+        labels: dict[str, str] = dict(top)
         series_key = case((usage_events.c.member_id.in_(list(labels) or [""]), usage_events.c.member_id),
                           else_=literal("~others"))
     rows = conn.execute(

@@ -37,7 +37,7 @@ from seatmeter.adapters.tables_notify import (
 )
 from seatmeter.adapters.webhooks import WebhookSender
 from seatmeter.domain.ids import new_id
-from seatmeter.domain.limits import CREDITS, ORGANIZATION
+from seatmeter.domain.limits import CREDITS, ORGANIZATION, member_account
 from seatmeter.domain.money import Money
 from seatmeter.domain.periods import period_containing
 from seatmeter.domain.retries import RetryPolicy
@@ -45,6 +45,7 @@ from seatmeter.domain.thresholds import DEFAULT_THRESHOLDS_PERCENT, crossed_low_
 
 __all__ = [
     "DeliveryReport",
+    "cap_changed",
     "Key",
     "NotifySettings",
     "deliver_due",
@@ -224,6 +225,18 @@ def limits_changed(conn: Connection, org_id: str, period: str, accounts: Sequenc
     conn.execute(update(notification_arming).where(where).values(generation=arming.generation + 1))
     if resumed:
         conn.execute(update(notification_arming).where(where, arming.account.in_(resumed)).values(stopped=False))
+
+
+def cap_changed(conn: Connection, org_id: str, period: str, scope: str, member_id: str | None,
+                now: datetime) -> None:
+    """`limits_changed` for a cap: 'organization', 'member' (one member) or 'member_default' (every member)."""
+    if scope == "organization":
+        accounts: list[str] | None = [ORGANIZATION]
+    elif scope == "member":
+        accounts = [member_account(member_id or "")]
+    else:
+        accounts = None
+    limits_changed(conn, org_id, period, accounts, now)
 
 
 def usage_refused(engine: Engine, org_id: str, member_id: str | None, code: str, now: datetime) -> bool:

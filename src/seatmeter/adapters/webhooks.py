@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -100,8 +101,12 @@ class WebhookSender:
     def __init__(self, *, timeout_s: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=False)
 
-    def send(self, url: str, secret: str, message_id: str, body: bytes, *, timestamp: int) -> WebhookResult:
-        headers = signature_headers(secret, message_id, timestamp, body)
+    def send(self, url: str, secret: str, message_id: str, body: bytes, *, timestamp: int | None = None
+             ) -> WebhookResult:
+        """POST one message. The timestamp is the wall-clock time of sending unless given: receivers check it
+        against their own clock to refuse replays."""
+        stamp = int(time.time()) if timestamp is None else timestamp
+        headers = signature_headers(secret, message_id, stamp, body)
         headers["user-agent"] = "seatmeter-webhooks/1"
         try:
             response = self._client.post(url, content=body, headers=headers)

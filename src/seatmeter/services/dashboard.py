@@ -31,6 +31,7 @@ __all__ = [
     "MemberRow",
     "chart",
     "credits_view",
+    "default_member_cap",
     "member_page",
     "organization_cap",
     "project",
@@ -227,7 +228,7 @@ def chart(conn: Connection, principal: Principal, org: Organization, period: Per
                    limit_accounts.c.posted_nano > 0)
             .order_by(limit_accounts.c.posted_nano.desc()).limit(TOP_SERIES)
         ).all()
-        labels: dict[str, str] = dict(top)
+        labels = dict(top)
         series_key = case((usage_events.c.member_id.in_(list(labels) or [""]), usage_events.c.member_id),
                           else_=literal("~others"))
     rows = conn.execute(
@@ -240,6 +241,12 @@ def chart(conn: Connection, principal: Principal, org: Organization, period: Per
     ordered = sorted(by_series.items(), key=lambda item: (item[0] == "~others", -sum(item[1].values())))
     named = [(("Others" if k == "~others" else labels.get(k, k)), v) for k, v in ordered]
     return ChartData(days, named[: TOP_SERIES + 1])
+
+
+def default_member_cap(conn: Connection, org_id: str) -> Money | None:
+    limit = conn.execute(select(caps.c.limit_nano).where(
+        caps.c.organization_id == org_id, caps.c.scope == "member_default")).scalar_one_or_none()
+    return None if limit is None else Money(limit)
 
 
 def recent_invoices(conn: Connection, org_id: str, limit: int = 24) -> Sequence[Any]:

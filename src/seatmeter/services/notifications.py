@@ -126,9 +126,9 @@ def _enqueue(conn: Connection, org_id: str, settings: NotifySettings, *, kind: s
         insert_ignore(conn, notifications).values(
             organization_id=org_id, id=notification_id, kind=kind, account=account, period=period,
             threshold=threshold, generation=generation, payload=json.dumps(payload), created_at=now,
-        )
-    )
-    if inserted.rowcount != 1:
+        ).returning(notifications.c.id)
+    ).scalar_one_or_none()
+    if inserted is None:  # it exists already: this crossing was announced before
         return False
     # The arming row is what a later change of this limit bumps, so that its thresholds can fire anew.
     conn.execute(insert_ignore(conn, notification_arming).values(
@@ -349,8 +349,7 @@ def deliver_due(engine: Engine, now: datetime, *, sender: WebhookSender, mailer:
             who = _describe(conn, row.organization_id, note.account)
         if row.channel == "webhook":
             secret = settings.webhook_secret or ""
-            result = sender.send(row.target, secret, f"msg_{note.id}", note.payload.encode(),
-                                 timestamp=int(now.timestamp()))
+            result = sender.send(row.target, secret, f"msg_{note.id}", note.payload.encode())
             ok, status_code, error = result.ok, result.status_code, result.error
         else:
             subject, text = _email_text(json.loads(note.payload), org_name, who)

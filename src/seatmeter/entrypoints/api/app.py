@@ -11,6 +11,7 @@ from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
 from seatmeter.entrypoints.api.routes_core import router as core_router
+from seatmeter.entrypoints.web import routes as web
 
 __all__ = ["create_app"]
 
@@ -26,6 +27,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.state.seatmeter = seatmeter
     errors.install(api)
     api.include_router(core_router)
+    web.install(api)  # notifications API and the /app dashboard
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

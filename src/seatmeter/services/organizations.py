@@ -36,6 +36,7 @@ __all__ = [
     "create_organization",
     "create_service_key",
     "get_organization",
+    "issue_member_key",
     "list_members",
     "list_organizations",
 ]
@@ -180,6 +181,26 @@ def create_service_key(uow: UnitOfWork, principal: Principal, org_id: str, now: 
                 organization_id=org_id,
                 member_id=None,
                 kind="service",
+                prefix=key[:10],
+                created_at=now,
+            )
+        )
+        uow.commit()
+    return key
+
+
+def issue_member_key(uow: UnitOfWork, principal: Principal, org_id: str, member_id: str, now: Any) -> str:
+    """A new key for a member (keys are shown once; the old ones keep working)."""
+    principal.require_owner(org_id)
+    key = new_key()
+    with uow:
+        orgs_repo.get_member(uow.conn, org_id, member_id)
+        uow.conn.execute(
+            api_keys.insert().values(
+                key_hash=hash_key(key),
+                organization_id=org_id,
+                member_id=member_id,
+                kind="member",
                 prefix=key[:10],
                 created_at=now,
             )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
@@ -12,8 +16,11 @@ from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
 from seatmeter.entrypoints.api.routes_core import router as core_router
 from seatmeter.entrypoints.web import routes as web
+from seatmeter.services.holds import expire_holds
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "serve_app"]
+
+EXPIRY_INTERVAL_S = 5.0
 
 
 def create_app(app: App | None = None) -> FastAPI:
@@ -39,4 +46,28 @@ def create_app(app: App | None = None) -> FastAPI:
     def prometheus() -> str:
         return metrics.render()
 
+    return api
+
+
+def serve_app() -> FastAPI:
+    """The application `seatmeter serve` runs in each worker: migrations already ran, expiry runs in background."""
+    seatmeter = build(migrate=False)
+    api = create_app(seatmeter)
+    stop = threading.Event()
+
+    def expire_loop() -> None:
+        while not stop.wait(EXPIRY_INTERVAL_S):
+            try:
+                expire_holds(seatmeter.uow(), seatmeter.clock.now())
+            except Exception:  # a failed sweep is retried at the next tick
+                metrics.count("seatmeter_expiry_errors_total")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sweeper = threading.Thread(target=expire_loop, name="seatmeter-expiry", daemon=True)
+        sweeper.start()
+        yield
+        stop.set()
+
+    api.router.lifespan_context = lifespan
     return api

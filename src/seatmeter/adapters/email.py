@@ -6,6 +6,7 @@ email fail with that reason), `SEATMETER_SMTP_PORT` (default 25) and `SEATMETER_
 
 from __future__ import annotations
 
+import os
 import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -26,6 +27,12 @@ class Mailer:
         self.port = port
         self.sender = sender
         self.timeout_s = timeout_s
+
+    @classmethod
+    def from_env(cls) -> Mailer:
+        port = os.environ.get("SEATMETER_SMTP_PORT", "25")
+        return cls(os.environ.get("SEATMETER_SMTP_HOST") or None, int(port) if port.isdigit() else 25,
+                   os.environ.get("SEATMETER_SMTP_FROM", "seatmeter@localhost"))
 
     def send(self, to: str, subject: str, text: str, *, message_id: str | None = None) -> EmailResult:
         if not self.host:

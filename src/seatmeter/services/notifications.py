@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
 
@@ -43,12 +43,16 @@ from seatmeter.domain.periods import period_containing
 from seatmeter.domain.retries import RetryPolicy
 from seatmeter.domain.thresholds import DEFAULT_THRESHOLDS_PERCENT, crossed_low_balance, crossed_percentages
 
+if TYPE_CHECKING:
+    from seatmeter.bootstrap import App
+
 __all__ = [
     "DeliveryReport",
     "cap_changed",
     "Key",
     "NotifySettings",
     "deliver_due",
+    "deliver_once",
     "limits_changed",
     "read_settings",
     "spend_posted",
@@ -331,6 +335,16 @@ def _describe(conn: Connection, org_id: str, account: str) -> str:
     email = conn.execute(select(members.c.email).where(members.c.organization_id == org_id,
                                                        members.c.id == member_id)).scalar_one_or_none()
     return f"the cap of {email or member_id}"
+
+
+def deliver_once(app: App, *, policy: RetryPolicy | None = None) -> DeliveryReport:
+    """What `seatmeter worker` (and `seatmeter notify deliver`) calls on every tick: send every due delivery,
+    by webhook and by email, with the SMTP server of the settings (SEATMETER_SMTP_HOST/PORT/FROM)."""
+    sender = WebhookSender()
+    try:
+        return deliver_due(app.engine, app.clock.now(), sender=sender, mailer=Mailer.from_env(), policy=policy)
+    finally:
+        sender.close()
 
 
 def deliver_due(engine: Engine, now: datetime, *, sender: WebhookSender, mailer: Mailer,

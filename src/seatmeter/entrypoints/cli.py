@@ -16,6 +16,7 @@ from rich.table import Table
 from seatmeter.bootstrap import App, build
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import SeatmeterError
+from seatmeter.entrypoints import cli_billing
 from seatmeter.entrypoints.cli_notify import notify_app
 from seatmeter.settings import Settings
 
@@ -34,6 +35,7 @@ app.add_typer(credits_app, name="credits")
 app.add_typer(caps_app, name="caps")
 app.add_typer(usage_app, name="usage")
 app.add_typer(prices_app, name="price-book")
+cli_billing.register(app)
 app.add_typer(notify_app, name="notify")
 
 OPERATOR = Principal(PrincipalKind.OPERATOR)

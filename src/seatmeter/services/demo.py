@@ -11,7 +11,7 @@ from sqlalchemy import select
 from seatmeter.adapters.tables import organizations
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal, PrincipalKind
-from seatmeter.services import caps, credits, holds, usage
+from seatmeter.services import caps, credits, holds, seats, usage
 from seatmeter.services import organizations as orgs
 
 __all__ = ["DemoKeys", "create_demo"]
@@ -57,6 +57,9 @@ def create_demo(app: App) -> DemoKeys:
         )
         for n in ("Alice", "Bashir", "Chen", "Dana")
     ]
+    seats.add_seats(app, OPERATOR, org.id, {"seat_type": "enterprise", "quantity": 10})
+    for person in [owner, *people]:
+        seats.assign_seat(app, OPERATOR, org.id, person.id, {"seat_type": "enterprise"})
     credits.buy_credits(app.uow(), OPERATOR, org.id, "500.00", "demo-initial-credits", now)
     caps.set_cap(app.uow(), OPERATOR, org.id, "organization", "400.00", now)
     caps.set_cap(app.uow(), OPERATOR, org.id, "member_default", "100.00", now)

@@ -286,6 +286,9 @@ class DeliveryReport:
     def attempted(self) -> int:
         return self.delivered + self.retrying + self.failed
 
+    def to_json(self) -> dict[str, int]:
+        return {"delivered": self.delivered, "retrying": self.retrying, "failed": self.failed}
+
 
 def _claim(engine: Engine, now: datetime, batch: int) -> list[Any]:
     """Take up to `batch` due deliveries, each by a guarded update, so concurrent workers never share one."""

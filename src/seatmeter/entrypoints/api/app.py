@@ -14,6 +14,7 @@ from seatmeter import __version__
 from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
+from seatmeter.entrypoints.api.routes_billing import router as billing_router
 from seatmeter.entrypoints.api.routes_core import router as core_router
 from seatmeter.entrypoints.web import routes as web
 from seatmeter.services.holds import expire_holds
@@ -34,6 +35,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.state.seatmeter = seatmeter
     errors.install(api)
     api.include_router(core_router)
+    api.include_router(billing_router)
     web.install(api)  # notifications API and the /app dashboard
 
     @api.get("/healthz", tags=["operations"])

@@ -90,3 +90,30 @@ def test_search_sort_and_pagination_run_in_the_database(api: Api) -> None:
     assert "user59@acme.test" in third and "user00@acme.test" not in third
     found = client.get("/app/usage?q=USER4").text
     assert "10 members" in found
+
+
+def test_an_owner_downloads_an_invoice_as_csv_and_as_a_printable_page(api: Api) -> None:
+    org = create_org(api)
+    api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "25.00", "idempotency_key": "p"},
+             key=org.owner_key, expect=201)
+    client = api.client
+    sign_in(client, org.owner_key)
+    page = client.get("/app/usage").text
+    csv_link = re.search(r'href="(/app/invoices/[^"]+\.csv)"', page)
+    html_link = re.search(r'href="(/app/invoices/[^"]+\.html)"', page)
+    assert csv_link and html_link
+    download = client.get(csv_link.group(1))
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    assert "25.00" in download.text
+    assert "25.00" in client.get(html_link.group(1)).text
+
+
+def test_an_owner_of_a_seat_plan_enables_extra_usage_from_the_page(api: Api) -> None:
+    org = create_org(api, channel="sales_assisted", seats=0, plan="seat_based",
+                     seat_prices={"standard": "25.00", "premium": "60.00"})
+    client = api.client
+    sign_in(client, org.owner_key)
+    page = client.get("/app/usage").text
+    assert 'id="extra-usage-on" name="enabled" >' in page  # shown, and off
+    client.post("/app/extra-usage", data={"csrf": csrf(page), "enabled": "on"})
+    assert 'id="extra-usage-on" name="enabled" checked' in client.get("/app/usage").text

@@ -7,8 +7,6 @@ member as the principal: a member's forms are never shown, and a member's POST i
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from seatmeter.adapters import invoices_repo, orgs_repo
+from seatmeter.adapters import orgs_repo
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import SeatmeterError, Unauthenticated
@@ -30,7 +28,7 @@ from seatmeter.entrypoints.api.deps import get_app
 from seatmeter.entrypoints.api.routes_notify import router as notify_router
 from seatmeter.entrypoints.web import session as sessions
 from seatmeter.entrypoints.web.charts import PALETTE, Series, render_daily_chart
-from seatmeter.services import caps, credits, dashboard, notification_settings, organizations
+from seatmeter.services import billing, caps, credits, dashboard, notification_settings, organizations
 from seatmeter.services.notifications import read_settings
 
 __all__ = ["install", "router"]
@@ -175,6 +173,7 @@ def usage_page(request: Request, app: AppDep, who: ViewerDep, q: str = "", sort:
         settings = read_settings(conn, org.id) if who.is_owner else None
         default_cap = dashboard.default_member_cap(conn, org.id)
         me = orgs_repo.get_member(conn, org.id, principal.member_id or "")
+        extra_usage = billing.extra_usage_enabled(conn, org.id) if org.plan == "seat_based" else None
     log = notification_settings.list_notifications(app.uow(), principal, org.id, limit=20)
     series = [Series(label, by_day) for label, by_day in chart_data.series]
     by_used = "model" if by == "model" or not who.is_owner else "member"
@@ -191,7 +190,8 @@ def usage_page(request: Request, app: AppDep, who: ViewerDep, q: str = "", sort:
         "who": who, "org": org, "period": period, "now": now, "credit": credit, "org_cap": org_cap,
         "members": members, "svg": svg, "legend": list(zip(PALETTE, [s.label for s in series], strict=False)),
         "days": list(zip(chart_data.days, (Money(t) for t in totals), strict=True)), "by": by_used,
-        "invoices": invoices, "settings": settings, "me": me, "default_cap": default_cap, "log": log, "link": link,
+        "invoices": invoices, "settings": settings, "me": me, "extra_usage": extra_usage,
+        "default_cap": default_cap, "log": log, "link": link,
         "message": msg[:300], "error": err[:300], "idempotency_key": secrets.token_urlsafe(16),
         "Money": Money,
     }
@@ -265,18 +265,20 @@ def save_notification_settings(app: AppDep, who: ViewerDep, csrf: Csrf,
 
 @router.get("/invoices/{invoice_id}.csv")
 def invoice_csv(invoice_id: str, app: AppDep, who: ViewerDep) -> Response:
-    who.principal.require_owner(who.org_id)
-    with app.uow() as uow:
-        invoice = invoices_repo.get_invoice(uow.conn, who.org_id, invoice_id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["invoice", "kind", "period", "description", "member_id", "model", "quantity", "amount"])
-    for line in invoice["lines"]:
-        writer.writerow([invoice["number"], invoice["kind"], invoice.get("period") or "", line["description"],
-                         line.get("member_id") or "", line.get("model") or "", line.get("quantity") or "",
-                         line["amount"]])
-    writer.writerow([invoice["number"], invoice["kind"], invoice.get("period") or "", "Total", "", "", "",
-                     invoice["total"]])
-    filename = f"invoice-{invoice['number']}.csv"
-    return Response(out.getvalue(), media_type="text/csv",
-                    headers={"content-disposition": f'attachment; filename="{filename}"'})
+    text = billing.invoice_csv(app, who.principal, who.org_id, invoice_id)
+    return Response(text, media_type="text/csv",
+                    headers={"content-disposition": f'attachment; filename="{invoice_id}.csv"'})
+
+
+@router.get("/invoices/{invoice_id}.html", response_class=HTMLResponse)
+def invoice_html(invoice_id: str, app: AppDep, who: ViewerDep) -> Response:
+    return HTMLResponse(billing.invoice_html(app, who.principal, who.org_id, invoice_id))
+
+
+@router.post("/extra-usage")
+def set_extra_usage(app: AppDep, who: ViewerDep, csrf: Csrf, enabled: Annotated[str, Form()] = "") -> Response:
+    _check_csrf(who, csrf)
+    on = enabled == "on"
+    return _act(lambda: billing.set_extra_usage(app, who.principal, who.org_id, {"enabled": on}),
+                "Extra usage is now " + ("enabled: usage beyond the seat allowances is billed at API rates."
+                                         if on else "disabled: usage stops at the seat allowances."), "#extra-usage")

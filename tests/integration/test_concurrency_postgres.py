@@ -19,7 +19,7 @@ from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.money import Money
-from seatmeter.services import caps, credits, organizations, usage
+from seatmeter.services import caps, credits, organizations, seats, usage
 from seatmeter.services import holds as holds_service
 from tests.conftest import NOW, make_app
 
@@ -55,6 +55,9 @@ class Shop:
             organizations.add_member(app.uow(), self.owner, org.id, {"email": f"m{i}@race.test"}, now).id
             for i in range(members)
         ]
+        seats.add_seats(app, OPERATOR, org.id, {"seat_type": "enterprise", "quantity": members})
+        for member_id in self.members:
+            seats.assign_seat(app, OPERATOR, org.id, member_id, {"seat_type": "enterprise"})
         if credits_usd:
             credits.buy_credits(app.uow(), self.owner, org.id, credits_usd, "initial", now)
 

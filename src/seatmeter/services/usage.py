@@ -21,6 +21,7 @@ from seatmeter.domain.money import Money
 from seatmeter.domain.periods import period_containing
 from seatmeter.domain.usage import UsageEvent, parse_event
 from seatmeter.services import caps as caps_service
+from seatmeter.services import notifications
 from seatmeter.services.credits import CreditBalance
 
 __all__ = ["MAX_BATCH", "record_usage", "usage_summary"]
@@ -138,6 +139,7 @@ def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], 
                     )
                 )
             limits_repo.post(conn, org_id, amounts)
+            notifications.spend_posted(conn, org_id, amounts, now)
         uow.commit()
     return {"accepted": len(rows), "duplicates": duplicates}
 

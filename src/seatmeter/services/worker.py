@@ -18,7 +18,7 @@ from seatmeter.bootstrap import App
 from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.periods import parse_period_key, period_containing
 from seatmeter.domain.proration import local_date
-from seatmeter.services import holds
+from seatmeter.services import holds, notifications
 from seatmeter.services.billing import Busy, close_period_now
 from seatmeter.services.renewals import renew_now
 from seatmeter.services.seats import current_term
@@ -35,6 +35,7 @@ class WorkerReport:
     expired_holds: int = 0
     skipped_busy: int = 0
     errors: list[str] = field(default_factory=list)  # one organization's problem never stops the others
+    notifications: dict[str, int] = field(default_factory=dict)  # delivered / retrying / failed this pass
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -43,6 +44,7 @@ class WorkerReport:
             "expired_holds": self.expired_holds,
             "skipped_busy": self.skipped_busy,
             "errors": self.errors,
+            "notifications": self.notifications,
         }
 
 
@@ -77,6 +79,7 @@ def run_worker_once(app: App) -> WorkerReport:
             report.skipped_busy += 1
         except SeatmeterError as exc:
             report.errors.append(f"{org.id}: {exc.code}: {exc.message}")
+    report.notifications = notifications.deliver_once(app).to_json()
     return report
 
 

@@ -164,7 +164,7 @@ def test_settles_racing_expiry_end_each_hold_exactly_one_way(pg_url: str, pg_app
         sweeper.engine.dispose()
     settled = [r for r in results[:48] if isinstance(r, holds_service.Settled)]
     lost = [r for r in results[:48] if isinstance(r, SeatmeterError)]
-    assert all(e.code == "hold_not_open" for e in lost), [e.code for e in lost]
+    assert all(e.code == "hold_not_open" for e in lost), [(e.code, str(e.__cause__)[:300]) for e in lost][:2]
     with pg_app.engine.connect() as conn:
         statuses = Counter(conn.execute(select(holds.c.status).where(holds.c.organization_id == shop.org_id)).scalars())
         events = conn.execute(

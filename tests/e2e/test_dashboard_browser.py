@@ -81,7 +81,11 @@ def seed(api: Api) -> dict[str, Any]:
     api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "400.00", "idempotency_key": "p1"},
              key=org.owner_key, expect=201)
     api.put(f"/v1/organizations/{org.id}/caps/organization", {"limit": "500.00"}, key=org.owner_key, expect=200)
+    api.put(f"/v1/organizations/{org.id}/notification-settings",
+            {"thresholds_percent": [10, 50, 75, 90, 100], "low_balance": "50.00"}, key=org.owner_key, expect=200)
     people = [add_member(api, org, f"{name}@acme.test") for name in ("alice", "bob", "carol", "dan")]
+    api.put(f"/v1/organizations/{org.id}/caps/members/{people[2]['id']}", {"limit": "30.00"}, key=org.owner_key,
+            expect=200)
     events = []
     for day in range(14):
         at = (NOW - timedelta(days=day, hours=2)).isoformat().replace("+00:00", "Z")

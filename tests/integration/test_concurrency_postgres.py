@@ -19,7 +19,7 @@ from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.money import Money
-from seatmeter.services import caps, credits, organizations, usage
+from seatmeter.services import caps, credits, organizations, seats, usage
 from seatmeter.services import holds as holds_service
 from tests.conftest import NOW, make_app
 
@@ -55,6 +55,9 @@ class Shop:
             organizations.add_member(app.uow(), self.owner, org.id, {"email": f"m{i}@race.test"}, now).id
             for i in range(members)
         ]
+        seats.add_seats(app, OPERATOR, org.id, {"seat_type": "enterprise", "quantity": members})
+        for member_id in self.members:
+            seats.assign_seat(app, OPERATOR, org.id, member_id, {"seat_type": "enterprise"})
         if credits_usd:
             credits.buy_credits(app.uow(), self.owner, org.id, credits_usd, "initial", now)
 
@@ -161,7 +164,7 @@ def test_settles_racing_expiry_end_each_hold_exactly_one_way(pg_url: str, pg_app
         sweeper.engine.dispose()
     settled = [r for r in results[:48] if isinstance(r, holds_service.Settled)]
     lost = [r for r in results[:48] if isinstance(r, SeatmeterError)]
-    assert all(e.code == "hold_not_open" for e in lost), [e.code for e in lost]
+    assert all(e.code == "hold_not_open" for e in lost), [(e.code, str(e.__cause__)[:300]) for e in lost][:2]
     with pg_app.engine.connect() as conn:
         statuses = Counter(conn.execute(select(holds.c.status).where(holds.c.organization_id == shop.org_id)).scalars())
         events = conn.execute(

@@ -26,7 +26,7 @@ from seatmeter.domain.errors import Conflict, UsageRefused
 from seatmeter.domain.limits import CREDITS, ORGANIZATION, Estimate, member_account
 from seatmeter.domain.money import Money
 from seatmeter.domain.pricing import Usage
-from seatmeter.services import caps, credits, organizations, usage
+from seatmeter.services import caps, credits, organizations, seats, usage
 from seatmeter.services import holds as holds_service
 from tests.conftest import NOW, make_app
 
@@ -154,6 +154,9 @@ class LedgerMachine(RuleBasedStateMachine):
             organizations.add_member(self.app.uow(), self.owner, org.id, {"email": f"m{i}@acme.test"}, now).id
             for i in range(2)
         ]
+        seats.add_seats(self.app, OPERATOR, org.id, {"seat_type": "enterprise", "quantity": len(self.members)})
+        for member_id in self.members:
+            seats.assign_seat(self.app, OPERATOR, org.id, member_id, {"seat_type": "enterprise"})
         self.rows[CREDITS] = Row(0)
         self.buy_credits(Money.parse("5.00"), replay=False)
 

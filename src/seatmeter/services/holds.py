@@ -84,6 +84,9 @@ def authorize(app: App, principal: Principal, org_id: str, body: Any) -> HoldVie
     principal.require_usage_writer(org_id, request.member_id)
     book = app.prices.resolving(request.model)
     now = app.clock.now()
+    # Refuse an unknown model before holding anything, even for an amount estimate: its settle could never
+    # be priced, so the hold would sit on the limits until it expired.
+    book.price_at(request.model, now)
     if request.amount is not None:
         estimate = Estimate(fixed_nano=request.amount.nano)
     else:

@@ -147,7 +147,11 @@ def test_a_member_sees_only_their_own_row_and_cannot_act_as_an_owner(api: Api, s
     org, bob = data["org"], data["bob"]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    sign_in(page, server, bob["api_key"])
+    # By keyboard alone: the key field has focus when the sign-in page opens, and Enter submits.
+    page.goto(f"{server}/app")
+    page.keyboard.type(bob["api_key"])
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/app/usage")
     rows = page.get_by_test_id("members-table").locator("tbody tr")
     assert rows.count() == 1 and "bob@acme.test" in rows.inner_text()
     assert page.get_by_role("button", name="Buy credits").count() == 0

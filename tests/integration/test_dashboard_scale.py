@@ -21,13 +21,34 @@ def test_the_usage_page_of_an_organization_with_10000_members_renders_in_well_un
         org = create_org(api, channel="sales_assisted", seats=0)
         created = datetime(2026, 11, 1, tzinfo=UTC)
         with app.engine.begin() as conn:
-            conn.execute(members.insert(), [
-                {"organization_id": org.id, "id": f"mem_{i:05d}", "email": f"user{i:05d}@acme.test",
-                 "name": f"User {i:05d}", "role": "member", "created_at": created} for i in range(MEMBERS)])
-            conn.execute(limit_accounts.insert(), [
-                {"organization_id": org.id, "account": f"member:mem_{i:05d}", "period": "2026-11",
-                 "limit_nano": None, "posted_nano": (i * 7919) % 100_000 * 10_000, "held_nano": 0}
-                for i in range(MEMBERS)])
+            conn.execute(
+                members.insert(),
+                [
+                    {
+                        "organization_id": org.id,
+                        "id": f"mem_{i:05d}",
+                        "email": f"user{i:05d}@acme.test",
+                        "name": f"User {i:05d}",
+                        "role": "member",
+                        "created_at": created,
+                    }
+                    for i in range(MEMBERS)
+                ],
+            )
+            conn.execute(
+                limit_accounts.insert(),
+                [
+                    {
+                        "organization_id": org.id,
+                        "account": f"member:mem_{i:05d}",
+                        "period": "2026-11",
+                        "limit_nano": None,
+                        "posted_nano": (i * 7919) % 100_000 * 10_000,
+                        "held_nano": 0,
+                    }
+                    for i in range(MEMBERS)
+                ],
+            )
         client.post("/app/login", data={"api_key": org.owner_key})
         timings = []
         for query in ("", "?sort=spend&dir=desc", "?q=user09&sort=name&dir=asc", "?sort=cap&page=150"):

@@ -134,13 +134,6 @@ class LedgerMachine(RuleBasedStateMachine):
             for account in self._accounts(hold.member):
                 self._row(account).held -= hold.amount
 
-    def _unexpire(self, hold_ids: list[str]) -> None:
-        for hold_id in hold_ids:
-            hold = self.holds[hold_id]
-            hold.status = "open"
-            for account in self._accounts(hold.member):
-                self._row(account).held += hold.amount
-
     # -- setup ---------------------------------------------------------------------------------------
     @initialize()
     def create_organization(self) -> None:
@@ -258,14 +251,10 @@ class LedgerMachine(RuleBasedStateMachine):
         expected = self._expected_grant(member, estimate, allow_partial)
         overdue = self._overdue()
         if expected is None and overdue:
-            # authorize releases overdue holds and decides again; the release is kept only if it then grants,
-            # because a refusal rolls the whole transaction back (the sweeper expires them later).
+            # authorize releases overdue holds and decides again; the release is kept whatever it decides.
             self._expire(overdue)
             expected = self._expected_grant(member, estimate, allow_partial)
-            if expected is None:
-                self._unexpire(overdue)
-            else:
-                event("authorize expires overdue holds and then grants")
+            event("authorize expires overdue holds and then " + ("refuses" if expected is None else "grants"))
         try:
             view = holds_service.authorize(self.app, self.service, self.org_id, body)
         except UsageRefused as refused:

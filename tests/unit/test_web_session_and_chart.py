@@ -22,8 +22,10 @@ def test_the_secret_is_stable_for_one_operator_key_and_the_configured_one_wins()
 
 def test_the_chart_is_self_contained_svg_with_one_bar_per_day_and_series():
     days = [date(2026, 11, d) for d in range(1, 31)]
-    series = [Series("alice@acme.test", {0: Money.parse("2.50").nano, 3: Money.parse("1.00").nano}),
-              Series("bob@acme.test", {0: Money.parse("0.50").nano})]
+    series = [
+        Series("alice@acme.test", {0: Money.parse("2.50").nano, 3: Money.parse("1.00").nano}),
+        Series("bob@acme.test", {0: Money.parse("0.50").nano}),
+    ]
     svg = render_daily_chart(days, series, "Daily spend")
     assert svg.startswith("<svg") and svg.count("<rect") == 3
     assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")  # nothing fetched from a network

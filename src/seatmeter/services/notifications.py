@@ -53,6 +53,7 @@ __all__ = [
     "NotifySettings",
     "deliver_due",
     "deliver_once",
+    "describe_limits",
     "limits_changed",
     "read_settings",
     "spend_posted",
@@ -305,15 +306,24 @@ def usage_refused(engine: Engine, org_id: str, member_id: str | None, code: str,
     account = _REFUSED_ACCOUNT.get(code)
     if account is None:
         return False  # seat and allowance refusals are not limits of spend
-    with engine.begin() as conn:
+    if account == "member":
+        if member_id is None:
+            return False
+        account = member_account(member_id)
+    with engine.connect() as conn:
         org = conn.execute(select(organizations).where(organizations.c.id == org_id)).one_or_none()
         if org is None:
             return False
         period = "" if account == CREDITS else period_containing(now, org.timezone, org.billing_anchor_day).key
-        if account == "member":
-            if member_id is None:
-                return False
-            account = f"member:{member_id}"
+        arming = notification_arming.c
+        stopped = conn.execute(
+            select(arming.stopped).where(
+                arming.organization_id == org_id, arming.account == account, arming.period == period
+            )
+        ).scalar_one_or_none()
+    if stopped:
+        return False  # announced already: repeated refusals of a stopped limit write nothing
+    with engine.begin() as conn:
         conn.execute(
             insert_ignore(conn, notification_arming).values(
                 organization_id=org_id, account=account, period=period, generation=0, stopped=False
@@ -410,16 +420,23 @@ def _email_text(payload: dict[str, Any], org_name: str, who: str) -> tuple[str, 
     return subject, body
 
 
-def _describe(conn: Connection, org_id: str, account: str) -> str:
-    if account == CREDITS:
-        return "the credit balance"
-    if account == ORGANIZATION:
-        return "the organization cap"
-    member_id = account.removeprefix("member:")
-    email = conn.execute(
-        select(members.c.email).where(members.c.organization_id == org_id, members.c.id == member_id)
-    ).scalar_one_or_none()
-    return f"the cap of {email or member_id}"
+def describe_limits(conn: Connection, org_id: str, accounts: Iterable[str]) -> dict[str, str]:
+    """A name a person reads for each limit account: "the credit balance", "the cap of alice@example.com"."""
+    wanted = set(accounts)
+    member_ids = [a.removeprefix("member:") for a in wanted if a.startswith("member:")]
+    emails = (
+        dict(
+            conn.execute(
+                select(members.c.id, members.c.email).where(
+                    members.c.organization_id == org_id, members.c.id.in_(member_ids)
+                )
+            ).all()
+        )
+        if member_ids
+        else {}
+    )
+    names = {CREDITS: "the credit balance", ORGANIZATION: "the organization cap"}
+    return {a: names.get(a) or f"the cap of {emails.get(a.removeprefix('member:'), a)}" for a in wanted}
 
 
 def deliver_once(app: App, *, policy: RetryPolicy | None = None) -> DeliveryReport:
@@ -455,7 +472,7 @@ def deliver_due(
             org_name = conn.execute(
                 select(organizations.c.name).where(organizations.c.id == row.organization_id)
             ).scalar_one()
-            who = _describe(conn, row.organization_id, note.account)
+            who = describe_limits(conn, row.organization_id, [note.account])[note.account]
         if row.channel == "webhook":
             secret = settings.webhook_secret or ""
             result = sender.send(row.target, secret, f"msg_{note.id}", note.payload.encode())

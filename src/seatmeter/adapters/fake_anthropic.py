@@ -1,0 +1,157 @@
+"""A local stand-in for the Anthropic Messages API, for tests and demos of the gateway with no network.
+
+It answers `POST /v1/messages` like the vendor does, as one JSON message or as the real sequence of
+server-sent events (`message_start` with usage, `content_block_start`, `ping`, `content_block_delta`s,
+`content_block_stop`, `message_delta` with the final usage, `message_stop`). It writes one output token per
+word of its reply, stops at `max_tokens` as the vendor would, and records every request it receives so a test
+can see what reached it (a lowered `max_tokens`, the vendor key). It can stream slowly, fail with the
+vendor's error shapes before or in the middle of a stream, and notices when its reader goes away.
+
+    fake = FakeAnthropic(reply="one two three", api_key="sk-vendor")
+    uvicorn.run(fake.app(), port=9999)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+__all__ = ["FakeAnthropic", "ReceivedRequest", "bytes_per_token_input"]
+
+DEFAULT_REPLY = (
+    "Seatmeter meters this reply one word at a time, so every word you read here is a token the member pays for."
+)
+
+
+def bytes_per_token_input(body: Mapping[str, Any]) -> int:
+    """The fake's input count: a quarter of the prompt's JSON bytes, about what English text tokenizes to."""
+    prompt = {k: body[k] for k in ("system", "messages", "tools") if k in body}
+    return max(1, math.ceil(len(json.dumps(prompt).encode()) / 4))
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeAnthropic:
+    reply: str = DEFAULT_REPLY
+    api_key: str | None = None  # when set, requests must carry it in x-api-key
+    count_input: Callable[[Mapping[str, Any]], int] = bytes_per_token_input
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    cache_read_tokens: int = 0
+    service_tier: str = "standard"
+    delay_s: float = 0.0  # pause before each streamed event after message_start
+    fail_status: int | None = None  # answer every request with this vendor error
+    fail_type: str = "overloaded_error"
+    fail_after_deltas: int | None = None  # in a stream, send an `error` event after this many deltas
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    streams_started: int = 0
+    streams_completed: int = 0
+    streams_abandoned: int = 0  # the reader went away before message_stop
+    _ids: Any = field(default_factory=lambda: count(1))
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
+
+    @property
+    def last_request(self) -> ReceivedRequest:
+        return self.requests[-1]
+
+    # -- the endpoint -------------------------------------------------------------------------------
+    async def _messages(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return self._error(400, "invalid_request_error", "The request body is not valid JSON.")
+        self.requests.append(ReceivedRequest(dict(request.headers), body))
+        if self.api_key is not None and request.headers.get("x-api-key") != self.api_key:
+            return self._error(401, "authentication_error", "invalid x-api-key")
+        if self.fail_status is not None:
+            return self._error(self.fail_status, self.fail_type, "The fake upstream was told to fail.")
+        max_tokens = body.get("max_tokens")
+        if type(max_tokens) is not int or max_tokens < 1 or not body.get("messages") or not body.get("model"):
+            return self._error(400, "invalid_request_error", "model, messages and max_tokens are required")
+        words = self.reply.split()
+        generated = words[:max_tokens]
+        stop_reason = "max_tokens" if len(words) > max_tokens else "end_turn"
+        usage = self._usage(body, output_tokens=len(generated))
+        message_id = f"msg_fake{next(self._ids):06d}"
+        if body.get("stream"):
+            return StreamingResponse(self._events(message_id, body["model"], generated, stop_reason, usage),
+                                     media_type="text/event-stream", headers={"request-id": f"req_{message_id}"})
+        message = {
+            "id": message_id, "type": "message", "role": "assistant", "model": body["model"],
+            "content": [{"type": "text", "text": " ".join(generated)}],
+            "stop_reason": stop_reason, "stop_sequence": None, "usage": usage,
+        }
+        return JSONResponse(message, headers={"request-id": f"req_{message_id}"})
+
+    def _usage(self, body: Mapping[str, Any], *, output_tokens: int) -> dict[str, Any]:
+        writes = self.cache_write_5m_tokens + self.cache_write_1h_tokens
+        return {
+            "input_tokens": self.count_input(body),
+            "cache_creation_input_tokens": writes,
+            "cache_read_input_tokens": self.cache_read_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_write_5m_tokens,
+                "ephemeral_1h_input_tokens": self.cache_write_1h_tokens,
+            },
+            "output_tokens": output_tokens,
+            "service_tier": self.service_tier,
+        }
+
+    async def _events(self, message_id: str, model: str, words: list[str], stop_reason: str,
+                      usage: dict[str, Any]) -> AsyncIterator[bytes]:
+        self.streams_started += 1
+        stopped = False
+        try:
+            start_usage = {**usage, "output_tokens": min(1, usage["output_tokens"])}
+            yield _sse("message_start", {"type": "message_start", "message": {
+                "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
+                "stop_reason": None, "stop_sequence": None, "usage": start_usage}})
+            yield _sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                               "content_block": {"type": "text", "text": ""}})
+            yield _sse("ping", {"type": "ping"})
+            for i, word in enumerate(words):
+                if self.fail_after_deltas is not None and i == self.fail_after_deltas:
+                    yield _sse("error", {"type": "error", "error": {"type": self.fail_type,
+                                                                    "message": "The fake upstream failed."}})
+                    stopped = True
+                    return
+                await asyncio.sleep(self.delay_s)
+                text = word if i == 0 else f" {word}"
+                yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                   "delta": {"type": "text_delta", "text": text}})
+            await asyncio.sleep(self.delay_s)
+            yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+            yield _sse("message_delta", {"type": "message_delta",
+                                         "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                                         "usage": {"output_tokens": usage["output_tokens"]}})
+            yield _sse("message_stop", {"type": "message_stop"})
+            stopped = True
+            self.streams_completed += 1
+        finally:
+            if not stopped:
+                self.streams_abandoned += 1
+
+    @staticmethod
+    def _error(status: int, error_type: str, message: str) -> JSONResponse:
+        return JSONResponse({"type": "error", "error": {"type": error_type, "message": message}}, status_code=status)
+
+
+def _sse(event: str, data: Mapping[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()

@@ -1,0 +1,134 @@
+"""`POST /gateway/anthropic/v1/messages`: the Messages API, metered and capped.
+
+Point an official SDK at it with no other change than the base URL and the key:
+`anthropic.Anthropic(base_url="http://host:8000/gateway/anthropic", api_key=<member key>)`.
+Each request is held at its largest possible cost before it is forwarded (with `max_tokens` lowered when only
+part of it fits), and settled from the usage the vendor reports, or voided when the vendor fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from seatmeter.bootstrap import App
+from seatmeter.domain.errors import SeatmeterError
+from seatmeter.domain.messages_usage import StreamMeter, service_tier_of, usage_from_message
+from seatmeter.entrypoints.gateway.errors import anthropic_error, refusal_response
+from seatmeter.entrypoints.gateway.stream import MeteredStream
+from seatmeter.adapters.anthropic_upstream import Upstream
+from seatmeter.services import gateway
+
+__all__ = ["router"]
+
+log = logging.getLogger("seatmeter.gateway")
+_PASSED_RESPONSE_HEADERS = ("request-id", "retry-after", "x-should-retry", "anthropic-organization-id")
+
+
+@asynccontextmanager
+async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
+    yield
+    upstream: Upstream | None = getattr(api.state, "anthropic_upstream", None)
+    if upstream is not None:
+        await upstream.close()
+
+
+router = APIRouter(prefix="/gateway/anthropic", tags=["gateway"], lifespan=_lifespan)
+
+
+def _upstream(request: Request, app: App) -> Upstream:
+    state = request.app.state
+    upstream: Upstream | None = getattr(state, "anthropic_upstream", None)
+    if upstream is None:
+        upstream = state.anthropic_upstream = Upstream.from_settings(app.settings)
+    return upstream
+
+
+def _key(request: Request) -> str | None:
+    """The SDKs send the key as `x-api-key` or as `Authorization: Bearer`; both are accepted."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _passed_headers(upstream: httpx.Response, admission: gateway.Admission) -> dict[str, str]:
+    headers = {name: upstream.headers[name] for name in _PASSED_RESPONSE_HEADERS if name in upstream.headers}
+    headers["x-seatmeter-hold"] = admission.hold_id
+    headers["x-seatmeter-max-tokens"] = str(admission.granted_max_tokens)
+    return headers
+
+
+@router.post("/v1/messages", summary="Anthropic Messages API, metered (streaming and not)")
+async def messages(request: Request) -> Response:
+    app: App = request.app.state.seatmeter
+    try:
+        body: Any = json.loads(await request.body())
+    except ValueError:
+        return anthropic_error(400, "the body is not valid JSON", code="invalid_request")
+    if not isinstance(body, dict):
+        return anthropic_error(400, "the body must be a JSON object", code="invalid_request")
+    try:
+        admission = await run_in_threadpool(
+            gateway.admit, app, _key(request), body,
+            surface=request.headers.get("x-seatmeter-surface", "api"),
+            member_header=request.headers.get("x-seatmeter-member"),
+        )
+    except SeatmeterError as refused:
+        return refusal_response(refused)
+    forwarded = gateway.shape_request(body, admission)
+    upstream = _upstream(request, app)
+    try:
+        response = await upstream.send(forwarded, request.headers, request.url.query, stream=bool(body.get("stream")))
+    except httpx.HTTPError as exc:
+        await run_in_threadpool(gateway.void, app, admission)
+        return anthropic_error(503, f"the upstream Messages API could not be reached ({type(exc).__name__})",
+                               code="service_unavailable", resume="Try again shortly.")
+    if response.status_code != 200:
+        content = await response.aread()
+        await response.aclose()
+        await run_in_threadpool(gateway.void, app, admission)
+        return Response(content, status_code=response.status_code, headers=_passed_headers(response, admission),
+                        media_type=response.headers.get("content-type", "application/json"))
+    if body.get("stream"):
+        return _stream(app, admission, response)
+    return await _complete(app, admission, response)
+
+
+async def _complete(app: App, admission: gateway.Admission, response: httpx.Response) -> Response:
+    content = await response.aread()
+    headers = _passed_headers(response, admission)
+    try:
+        usage_raw = json.loads(content)["usage"]
+        usage, tier = usage_from_message(usage_raw), service_tier_of(usage_raw)
+    except (ValueError, KeyError, TypeError, SeatmeterError):
+        log.warning("hold %s: the upstream response carries no readable usage; billing its bound", admission.hold_id)
+        settled = await run_in_threadpool(gateway.settle_at_most, app, admission)
+    else:
+        settled = await run_in_threadpool(gateway.settle, app, admission, usage, tier)
+    headers["x-seatmeter-cost"] = str(settled.cost)
+    return Response(content, status_code=200, headers=headers, media_type="application/json")
+
+
+def _stream(app: App, admission: gateway.Admission, response: httpx.Response) -> MeteredStream:
+    meter = StreamMeter(max_output_tokens=admission.granted_max_tokens)
+
+    async def finish(meter: StreamMeter, outcome: str) -> None:
+        try:
+            if meter.error is not None or not meter.started or outcome == "failed":
+                await run_in_threadpool(gateway.void, app, admission)
+            else:
+                await run_in_threadpool(gateway.settle, app, admission, meter.usage, meter.service_tier)
+        except SeatmeterError as exc:  # the response is gone; the hold expires on its own
+            log.error("hold %s could not be closed after the stream %s: %s", admission.hold_id, outcome, exc)
+
+    return MeteredStream(response, meter, finish, _passed_headers(response, admission))

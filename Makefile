@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+run: export SEATMETER_OPERATOR_KEY ?= demo-operator-key
 run: $(STAMP)
 	$(BIN)/seatmeter db upgrade
 	$(BIN)/seatmeter demo

@@ -39,7 +39,6 @@ metadata = MetaData(
 )
 
 
-
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as on PostgreSQL."""
 

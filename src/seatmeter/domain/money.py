@@ -54,7 +54,7 @@ class Money:
         """Parse a decimal string of USD ("901.64", "0.054399"). Numbers are refused: JSON floats lose cents."""
         if not isinstance(text, str):
             raise InvalidRequest(
-                f"{field} must be a decimal string of USD such as \"12.50\", not a JSON {type(text).__name__}",
+                f'{field} must be a decimal string of USD such as "12.50", not a JSON {type(text).__name__}',
             )
         match = _AMOUNT.match(text.strip())
         if match is None:
@@ -64,8 +64,14 @@ class Money:
         return cls(-nano if sign else nano)
 
     @classmethod
-    def from_ratio(cls, numerator: int | Fraction, denominator: int = 1, *, unit_nano: int = 1,
-                   rounding: Rounding = Rounding.HALF_UP) -> Money:
+    def from_ratio(
+        cls,
+        numerator: int | Fraction,
+        denominator: int = 1,
+        *,
+        unit_nano: int = 1,
+        rounding: Rounding = Rounding.HALF_UP,
+    ) -> Money:
         """The single rounding function: `numerator / denominator` nano-USD, rounded to a multiple of `unit_nano`.
 
         `unit_nano=1` rounds to the nano-dollar, `unit_nano=NANO_PER_CENT` to the cent.

@@ -87,5 +87,3 @@ def parse_period_key(key: str, timezone: str, anchor_day: int = 1) -> Period:
     if match is None:
         raise InvalidRequest(f"period must be YYYY-MM, got {key!r}")
     return Period(int(match[1]), int(match[2]), anchor_day, timezone)
-
-

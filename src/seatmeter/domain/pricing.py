@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from seatmeter.domain.errors import InvalidRequest, UnknownModel
-from seatmeter.domain.money import Money, Rounding
+from seatmeter.domain.limits import TOKENS_PER_RATE_UNIT, Estimate
+from seatmeter.domain.money import Money
 
 __all__ = [
     "SERVICE_TIERS",
@@ -31,7 +32,6 @@ __all__ = [
 
 TOKEN_KINDS = ("input", "cache_write_5m", "cache_write_1h", "cache_read", "output")
 SERVICE_TIERS = ("standard", "batch")
-TOKENS_PER_RATE_UNIT = 1_000_000
 MAX_TOKENS_PER_KIND = 100_000_000  # more than any single request can carry; larger counts are input errors
 _DATED_ID = re.compile(r"^(?P<base>.+)-\d{8}$")
 
@@ -232,26 +232,23 @@ class PriceBook:
         version_id, price = self.price_at(model_id, at)
         rates = price.rates_for(usage.prompt_tokens)
         numerator = sum(t * r for t, r in zip(usage.as_tuple(), rates.as_tuple(), strict=True))
-        return Priced(Money.from_ratio(numerator, TOKENS_PER_RATE_UNIT * _tier_divisor(service_tier)),
-                      version_id, price.model)
+        return Priced(
+            Money.from_ratio(numerator, TOKENS_PER_RATE_UNIT * _tier_divisor(service_tier)), version_id, price.model
+        )
 
-    def estimate(self, model_id: str, input_tokens: int, max_output_tokens: int, at: datetime) -> tuple[Money, int]:
-        """An upper bound for a request before it runs, and the nano-USD-per-MTok rate of its output.
+    def estimate(self, model_id: str, input_tokens: int, max_output_tokens: int, at: datetime) -> Estimate:
+        """An upper bound for a request before it runs.
 
         Input tokens are priced at the dearest input-side rate (a 1-hour cache write costs more than plain
-        input), and the band is chosen from the input alone, so a settle within `max_output_tokens` never
-        costs more than this estimate.
+        input) in the band the input alone selects, so a settle within `max_output_tokens` never costs more
+        than the estimate.
         """
         _, price = self.price_at(model_id, at)
         rates = price.rates_for(input_tokens)
         input_rate = max(rates.input, rates.cache_write_5m, rates.cache_write_1h, rates.cache_read)
-        amount = Money.from_ratio(input_tokens * input_rate + max_output_tokens * rates.output,
-                                  TOKENS_PER_RATE_UNIT, rounding=Rounding.UP)
-        return amount, rates.output
-
-    def input_cost_bound(self, model_id: str, input_tokens: int, at: datetime) -> tuple[Money, int]:
-        """Upper bound of the input side alone, and the output rate (nano-USD per MTok) for partial grants."""
-        return self.estimate(model_id, input_tokens, 0, at)
+        return Estimate(
+            input_numerator=input_tokens * input_rate, output_rate=rates.output, max_output_tokens=max_output_tokens
+        )
 
 
 def _tier_divisor(service_tier: str) -> int:

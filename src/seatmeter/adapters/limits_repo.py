@@ -1,0 +1,169 @@
+"""Limit accounts in the database: lock, reserve, settle, post. The only code that writes their counters.
+
+Rows are always locked and updated in one order, by (account, period): 'credits' < 'member:…' <
+'organization'. Two transactions that touch the same organization therefore queue on the first row they
+share and can never deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from sqlalchemy import Connection, and_, literal, or_, select, tuple_, update
+
+from seatmeter.adapters.sql import insert_ignore, upsert
+from seatmeter.adapters.tables import caps
+from seatmeter.adapters.tables import limit_accounts as la
+from seatmeter.domain.errors import SeatmeterError
+from seatmeter.domain.limits import CREDITS, ORGANIZATION, LimitState
+
+__all__ = [
+    "Key",
+    "caps_for",
+    "ensure",
+    "lock",
+    "post",
+    "read",
+    "release",
+    "reserve",
+    "set_ceiling",
+]
+
+Key = tuple[str, str]  # (account, period)
+
+
+def _where(org_id: str, keys: Iterable[Key]) -> object:
+    return and_(la.c.organization_id == org_id, tuple_(la.c.account, la.c.period).in_(sorted(set(keys))))
+
+
+def _state(row: object) -> LimitState:
+    return LimitState(row.account, row.limit_nano, row.posted_nano, row.held_nano)  # type: ignore[attr-defined]
+
+
+def read(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, LimitState]:
+    rows = conn.execute(select(la).where(_where(org_id, keys)))  # type: ignore[arg-type]
+    return {(r.account, r.period): _state(r) for r in rows}
+
+
+def lock(conn: Connection, org_id: str, keys: Sequence[Key]) -> dict[Key, LimitState]:
+    """Read and lock the rows, in the fixed order. Creates missing period rows from the caps first."""
+    stmt = select(la).where(_where(org_id, keys)).order_by(la.c.account, la.c.period).with_for_update()  # type: ignore[arg-type]
+    found = {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        ensure(conn, org_id, missing)
+        found = {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
+    return found
+
+
+def caps_for(conn: Connection, org_id: str, accounts: Iterable[str]) -> dict[str, int | None]:
+    """The ceiling each account gets when its period row is created: the organization cap, the member's own
+    cap, else the default member cap, else unlimited (None)."""
+    rows = {
+        (r.scope, r.member_id): r.limit_nano for r in conn.execute(select(caps).where(caps.c.organization_id == org_id))
+    }
+    out: dict[str, int | None] = {}
+    for account in accounts:
+        if account == ORGANIZATION:
+            out[account] = rows.get(("organization", ""))
+        else:
+            member_id = account.removeprefix("member:")
+            out[account] = (
+                rows[("member", member_id)] if ("member", member_id) in rows else rows.get(("member_default", ""))
+            )
+    return out
+
+
+def ensure(conn: Connection, org_id: str, keys: Sequence[Key]) -> None:
+    """Create period rows that do not exist yet, with the ceiling the caps give them now."""
+    period_keys = [k for k in keys if k[0] != CREDITS]
+    if len(period_keys) != len(keys):
+        raise SeatmeterError("this organization has no credit account: credits are for self-serve organizations")
+    ceilings = caps_for(conn, org_id, {account for account, _ in period_keys})
+    conn.execute(
+        insert_ignore(conn, la),
+        [
+            {
+                "organization_id": org_id,
+                "account": a,
+                "period": p,
+                "limit_nano": ceilings[a],
+                "posted_nano": 0,
+                "held_nano": 0,
+            }
+            for a, p in sorted(period_keys)
+        ],
+    )
+
+
+def reserve(conn: Connection, org_id: str, keys: Sequence[Key], amount_nano: int) -> None:
+    """Hold `amount_nano` against every row, guarded: if any row lacks the room, nothing is held.
+
+    The caller has decided from locked rows, so a short count here means a broken invariant, not a race.
+    """
+    room_ok = or_(la.c.limit_nano.is_(None), la.c.posted_nano + la.c.held_nano + amount_nano <= la.c.limit_nano)
+    result = conn.execute(
+        update(la).where(_where(org_id, keys), room_ok).values(held_nano=la.c.held_nano + amount_nano)  # type: ignore[arg-type]
+    )
+    if result.rowcount != len(set(keys)):
+        raise RuntimeError(f"reserve touched {result.rowcount} of {len(set(keys))} limit rows; transaction rolled back")
+
+
+def release(conn: Connection, org_id: str, keys: Sequence[Key], held_nano: int, posted_nano: int) -> None:
+    """End a hold: release what it held and post what it cost (0 for a void or an expiry)."""
+    result = conn.execute(
+        update(la)
+        .where(_where(org_id, keys))  # type: ignore[arg-type]
+        .values(held_nano=la.c.held_nano - held_nano, posted_nano=la.c.posted_nano + posted_nano)
+    )
+    if result.rowcount != len(set(keys)):
+        raise RuntimeError(f"release touched {result.rowcount} of {len(set(keys))} limit rows")
+
+
+def post(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> None:
+    """Post usage recorded without a hold. Always accepted; creates period rows as needed, in key order."""
+    keys = sorted(k for k, v in amounts.items() if v > 0)
+    if not keys:
+        return
+    ceilings = caps_for(conn, org_id, {a for a, _ in keys if a != CREDITS})
+    stmt = upsert(
+        conn,
+        la,
+        ["organization_id", "account", "period"],
+        {"posted_nano": lambda excluded: la.c.posted_nano + excluded.posted_nano},
+    )
+    conn.execute(
+        stmt,
+        [
+            {
+                "organization_id": org_id,
+                "account": a,
+                "period": p,
+                "limit_nano": ceilings.get(a),
+                "posted_nano": amounts[(a, p)],
+                "held_nano": 0,
+            }
+            for a, p in keys
+        ],
+    )
+
+
+def set_ceiling(
+    conn: Connection,
+    org_id: str,
+    period: str,
+    limit_nano: int | None,
+    *,
+    account: str | None = None,
+    default_members: bool = False,
+) -> None:
+    """Apply a cap change to the current period's rows: one account, or every member without a cap of their own."""
+    stmt = update(la).where(la.c.organization_id == org_id, la.c.period == period)
+    if account is not None:
+        stmt = stmt.where(la.c.account == account)
+    elif default_members:
+        own = select(literal("member:") + caps.c.member_id).where(
+            caps.c.organization_id == org_id, caps.c.scope == "member"
+        )
+        stmt = stmt.where(la.c.account.like("member:%"), la.c.account.not_in(own))
+    conn.execute(stmt.values(limit_nano=limit_nano))

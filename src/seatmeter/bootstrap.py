@@ -1,0 +1,42 @@
+"""The one place that wires adapters into services: settings → engine, clock, price-book cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from seatmeter.adapters.clock import Clock, SystemClock
+from seatmeter.adapters.db import create_db_engine, upgrade
+from seatmeter.services.price_book import PriceBookCache, install_shipped_versions
+from seatmeter.services.uow import UnitOfWork
+from seatmeter.settings import Settings
+
+__all__ = ["App", "build"]
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    prices: PriceBookCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.prices = PriceBookCache(self.engine)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine)
+
+
+def build(settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True) -> App:
+    settings = settings or Settings()
+    if migrate:
+        upgrade(settings.database_url)
+    app = App(
+        settings, create_db_engine(settings.database_url, pool_size=settings.db_pool_size), clock or SystemClock()
+    )
+    with app.uow() as uow:
+        install_shipped_versions(uow.conn, app.clock.now())
+        uow.commit()
+    return app

@@ -1,0 +1,20 @@
+"""Identifiers and secrets. Ids carry a short prefix that says what they name; keys are random and shown once."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+__all__ = ["hash_key", "new_id", "new_key"]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def new_key() -> str:
+    return f"sm_{secrets.token_urlsafe(30)}"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,70 @@
+"""The FastAPI application: routes, error envelope, health and metrics."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import text
+
+from seatmeter import __version__
+from seatmeter.adapters import metrics
+from seatmeter.bootstrap import App, build
+from seatmeter.entrypoints.api import errors
+from seatmeter.entrypoints.api.routes_core import router as core_router
+
+__all__ = ["create_app", "serve_app"]
+
+EXPIRY_INTERVAL_S = 5.0
+
+
+def create_app(app: App | None = None) -> FastAPI:
+    seatmeter = app or build()
+    api = FastAPI(
+        title="seatmeter",
+        version=__version__,
+        description="Billing and real-time spend control: seats, pooled usage, credits and hierarchical caps. "
+        'Money is a decimal string of USD. Errors: {"error": {"code", "message", "resume"}}.',
+    )
+    api.state.seatmeter = seatmeter
+    errors.install(api)
+    api.include_router(core_router)
+
+    @api.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        with seatmeter.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    @api.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+    def prometheus() -> str:
+        return metrics.render()
+
+    return api
+
+
+def serve_app() -> FastAPI:
+    """The application `seatmeter serve` runs in each worker: migrations already ran, expiry runs in background."""
+    import threading
+
+    from seatmeter.services.holds import expire_holds
+
+    seatmeter = build(migrate=False)
+    api = create_app(seatmeter)
+    stop = threading.Event()
+
+    def expire_loop() -> None:
+        while not stop.wait(EXPIRY_INTERVAL_S):
+            try:
+                expire_holds(seatmeter.uow(), seatmeter.clock.now())
+            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next tick
+                metrics.count("seatmeter_expiry_errors_total")
+
+    @api.on_event("startup")
+    def _start() -> None:
+        threading.Thread(target=expire_loop, name="seatmeter-expiry", daemon=True).start()
+
+    @api.on_event("shutdown")
+    def _stop() -> None:
+        stop.set()
+
+    return api

@@ -1,0 +1,332 @@
+"""Holds: authorize an estimated cost against every limit at once, then settle, void or expire it.
+
+authorize, in one transaction:
+  1. lock the limit rows that apply (credits on self-serve, the organization's period, the member's
+     period), in the fixed order of limits_repo;
+  2. decide from the locked rows: all of the estimate, the part that fits (allow_partial), or a refusal
+     naming the limit;
+  3. add the grant to `held` on every row with one guarded UPDATE, and write the hold.
+Settle posts the real cost and releases the hold, void and expiry release it. A hold changes state once,
+by a conditional UPDATE on `status = 'open'`, so a settle racing an expiry can win only one way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from seatmeter.adapters import limits_repo, orgs_repo
+from seatmeter.adapters.tables import holds, ledger_entries, usage_events
+from seatmeter.bootstrap import App
+from seatmeter.domain.auth import Principal
+from seatmeter.domain.errors import Conflict, InvalidRequest, NotFound, UsageRefused
+from seatmeter.domain.ids import new_id
+from seatmeter.domain.limits import CREDITS, ORGANIZATION, Estimate, Grant, decide_grant, member_account
+from seatmeter.domain.money import Money
+from seatmeter.domain.organization import Organization
+from seatmeter.domain.periods import period_containing
+from seatmeter.domain.pricing import Usage
+from seatmeter.domain.usage import HoldRequest, fingerprint, parse_usage
+from seatmeter.services.uow import UnitOfWork
+
+__all__ = ["HoldView", "Settled", "authorize", "expire_holds", "settle", "void"]
+
+MAX_TIMEOUT_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class HoldView:
+    id: str
+    amount: Money
+    max_output_tokens: int | None
+    expires_at: datetime
+    status: str
+    replayed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "amount": str(self.amount),
+            "expires_at": self.expires_at.isoformat(),
+            "status": self.status,
+        }
+        if self.max_output_tokens is not None:
+            out["max_output_tokens"] = self.max_output_tokens
+        return out
+
+
+@dataclass(frozen=True)
+class Settled:
+    event_id: str
+    cost: Money
+    exceeded_hold: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "cost": str(self.cost), "exceeded_hold": self.exceeded_hold}
+
+
+def _view(row: Any, replayed: bool = False) -> HoldView:
+    return HoldView(row.id, Money(row.amount_nano), row.max_output_tokens, row.expires_at, row.status, replayed)
+
+
+def _keys(accounts: str, period: str) -> list[tuple[str, str]]:
+    return [(a, "" if a == CREDITS else period) for a in accounts.split(",")]
+
+
+def authorize(app: App, principal: Principal, org_id: str, body: Any) -> HoldView:
+    request = HoldRequest.parse(body)
+    principal.require_usage_writer(org_id, request.member_id)
+    book = app.prices.resolving(request.model)
+    now = app.clock.now()
+    if request.amount is not None:
+        estimate = Estimate(fixed_nano=request.amount.nano)
+    else:
+        estimate = book.estimate(request.model, request.input_tokens, request.max_output_tokens, now)
+    try:
+        return _authorize_once(app, principal, org_id, request, estimate, now)
+    except IntegrityError:
+        # A concurrent request with the same idempotency key won; answer as its replay.
+        return _authorize_once(app, principal, org_id, request, estimate, now)
+
+
+def _authorize_once(
+    app: App, principal: Principal, org_id: str, request: HoldRequest, estimate: Estimate, now: datetime
+) -> HoldView:
+    with app.uow() as uow:
+        conn = uow.conn
+        replay = _replay(conn, org_id, request)
+        if replay is not None:
+            return replay
+        org = orgs_repo.get_organization(conn, org_id)
+        member = orgs_repo.get_member(conn, org_id, request.member_id)
+        check_entitlement(org, member, request.surface)
+        period = period_containing(now, org.timezone, org.billing_anchor_day)
+        accounts = ([CREDITS] if org.self_serve else []) + [member_account(request.member_id), ORGANIZATION]
+        keys = _keys(",".join(accounts), period.key)
+        try:
+            grant = _decide(conn, org_id, keys, estimate, request, period.end)
+        except UsageRefused:
+            # Holds past their timeout may still be counted as held: release them and decide again.
+            if not _expire_org(conn, org_id, now):
+                raise
+            grant = _decide(conn, org_id, keys, estimate, request, period.end)
+        limits_repo.reserve(conn, org_id, keys, grant.amount_nano)
+        hold_id = new_id("hold")
+        expires_at = now + timedelta(seconds=app.settings.hold_timeout_s)
+        conn.execute(
+            holds.insert().values(
+                organization_id=org_id,
+                id=hold_id,
+                idempotency_key=request.idempotency_key,
+                fingerprint=request.fingerprint,
+                member_id=request.member_id,
+                model=request.model,
+                surface=request.surface,
+                amount_nano=grant.amount_nano,
+                max_output_tokens=grant.max_output_tokens,
+                accounts=",".join(accounts),
+                period=period.key,
+                status="open",
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        uow.commit()
+    return HoldView(hold_id, Money(grant.amount_nano), grant.max_output_tokens, expires_at, "open")
+
+
+def _decide(
+    conn: Connection,
+    org_id: str,
+    keys: list[tuple[str, str]],
+    estimate: Estimate,
+    request: HoldRequest,
+    period_end: datetime,
+) -> Grant:
+    states = limits_repo.lock(conn, org_id, keys)
+    return decide_grant([states[k] for k in keys], estimate, allow_partial=request.allow_partial, period_end=period_end)
+
+
+def check_entitlement(org: Organization, member: Any, surface: str) -> None:
+    """Seat rules that gate usage. The billing cycle (seats) extends this; with no seat rules, all may use."""
+
+
+def _replay(conn: Connection, org_id: str, request: HoldRequest) -> HoldView | None:
+    row = conn.execute(
+        select(holds).where(holds.c.organization_id == org_id, holds.c.idempotency_key == request.idempotency_key)
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.fingerprint != request.fingerprint:
+        raise Conflict(
+            f"idempotency_key {request.idempotency_key!r} was already used for a different hold",
+            resume="Use a new idempotency_key for a new request.",
+        )
+    return _view(row, replayed=True)
+
+
+def _find(conn: Connection, org_id: str, hold_id: str) -> Any:
+    row = conn.execute(select(holds).where(holds.c.organization_id == org_id, holds.c.id == hold_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"hold {hold_id!r} does not exist in this organization")
+    return row
+
+
+def _close(conn: Connection, org_id: str, hold_id: str, status: str, now: datetime, event_id: str | None = None) -> Any:
+    """Move an open, unexpired hold to `status`. Returns the hold, or None if it was not open."""
+    stmt = (
+        update(holds)
+        .where(holds.c.organization_id == org_id, holds.c.id == hold_id, holds.c.status == "open")
+        .values(status=status, closed_at=now, event_id=event_id)
+        .returning(*holds.c)
+    )
+    if status != "expired":
+        stmt = stmt.where(holds.c.expires_at > now)
+    return conn.execute(stmt).one_or_none()
+
+
+def _not_open(row: Any, now: datetime) -> Conflict:
+    state = "expired" if row.status == "open" and row.expires_at <= now else row.status
+    return Conflict(
+        f"hold {row.id} is {state}, not open; nothing was posted",
+        code="hold_not_open",
+        resume="Create a new hold, or record the usage with POST .../usage." if state == "expired" else "",
+    )
+
+
+def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any) -> Settled:
+    """Post the real cost of the request and release the hold. More than was held is posted too, and flagged."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object with usage")
+    usage = parse_usage(body.get("usage"), required=("input_tokens", "output_tokens"))
+    tier = body.get("service_tier", "standard")
+    now = app.clock.now()
+    with app.uow() as uow:
+        conn = uow.conn
+        event_id = new_id("evt")
+        row = _close(conn, org_id, hold_id, "settled", now, event_id)
+        if row is None:
+            existing = _find(conn, org_id, hold_id)
+            principal.require_usage_writer(org_id, existing.member_id)
+            return _settle_replay(conn, existing, usage, tier, now)
+        principal.require_usage_writer(org_id, row.member_id)
+        priced = app.prices.get().cost(row.model, usage, row.created_at, tier)
+        cost = priced.cost
+        conn.execute(
+            usage_events.insert().values(
+                organization_id=org_id,
+                id=event_id,
+                idempotency_key=f"hold:{hold_id}",
+                fingerprint=_settle_fingerprint(usage, tier),
+                member_id=row.member_id,
+                model=priced.model,
+                surface=row.surface,
+                service_tier=tier,
+                occurred_at=row.created_at,
+                period=row.period,
+                input_tokens=usage.input,
+                output_tokens=usage.output,
+                cache_write_5m_tokens=usage.cache_write_5m,
+                cache_write_1h_tokens=usage.cache_write_1h,
+                cache_read_tokens=usage.cache_read,
+                cost_nano=cost.nano,
+                price_version=priced.version_id,
+                hold_id=hold_id,
+                exceeded_hold=cost.nano > row.amount_nano,
+                recorded_at=now,
+            )
+        )
+        if cost.nano > 0:
+            payer = CREDITS if CREDITS in row.accounts.split(",") else "receivable"
+            conn.execute(
+                ledger_entries.insert().values(
+                    organization_id=org_id,
+                    id=new_id("le"),
+                    kind="usage",
+                    debit_account=payer,
+                    credit_account="revenue",
+                    amount_nano=cost.nano,
+                    reference=event_id,
+                    created_at=now,
+                )
+            )
+        limits_repo.release(conn, org_id, _keys(row.accounts, row.period), row.amount_nano, cost.nano)
+        uow.commit()
+    return Settled(event_id, cost, cost.nano > row.amount_nano)
+
+
+def _settle_fingerprint(usage: Usage, tier: str) -> str:
+    return fingerprint(tier, *usage.as_tuple())
+
+
+def _settle_replay(conn: Connection, row: Any, usage: Usage, tier: str, now: datetime) -> Settled:
+    """A settle sent again (a retry after a lost response) gets the first answer; anything else is refused."""
+    if row.status == "settled":
+        event = conn.execute(
+            select(usage_events).where(
+                usage_events.c.organization_id == row.organization_id, usage_events.c.id == row.event_id
+            )
+        ).one()
+        if event.fingerprint == _settle_fingerprint(usage, tier):
+            return Settled(event.id, Money(event.cost_nano), bool(event.exceeded_hold))
+        raise Conflict(f"hold {row.id} was already settled with different usage", code="hold_not_open")
+    raise _not_open(row, now)
+
+
+def void(app: App, principal: Principal, org_id: str, hold_id: str) -> HoldView:
+    """Release everything the hold reserved. Voiding a voided hold again is answered the same way."""
+    now = app.clock.now()
+    with app.uow() as uow:
+        conn = uow.conn
+        row = _close(conn, org_id, hold_id, "voided", now)
+        if row is None:
+            existing = _find(conn, org_id, hold_id)
+            principal.require_usage_writer(org_id, existing.member_id)
+            if existing.status == "voided":
+                return _view(existing, replayed=True)
+            raise _not_open(existing, now)
+        principal.require_usage_writer(org_id, row.member_id)
+        limits_repo.release(conn, org_id, _keys(row.accounts, row.period), row.amount_nano, 0)
+        uow.commit()
+    return _view(row)
+
+
+def _expire_org(conn: Connection, org_id: str, now: datetime) -> int:
+    stmt = select(holds.c.id).where(
+        holds.c.organization_id == org_id, holds.c.status == "open", holds.c.expires_at <= now
+    )
+    if conn.dialect.name == "postgresql":
+        # We hold this organization's limit rows; a hold locked by a settle in flight must not make us wait.
+        stmt = stmt.with_for_update(skip_locked=True)
+    ids = conn.execute(stmt).scalars().all()
+    for hold_id in ids:
+        row = _close(conn, org_id, hold_id, "expired", now)
+        if row is not None:
+            limits_repo.release(conn, org_id, _keys(row.accounts, row.period), row.amount_nano, 0)
+    return len(ids)
+
+
+def expire_holds(uow: UnitOfWork, now: datetime, batch: int = 500) -> int:
+    """Expire open holds past their timeout, releasing what they held. Safe to run from several workers."""
+    with uow:
+        conn = uow.conn
+        stmt = (
+            select(holds.c.organization_id, holds.c.id)
+            .where(holds.c.status == "open", holds.c.expires_at <= now)
+            .order_by(holds.c.organization_id, holds.c.expires_at)
+            .limit(batch)
+        )
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        expired = 0
+        for org_id, hold_id in conn.execute(stmt).all():
+            row = _close(conn, org_id, hold_id, "expired", now)
+            if row is not None:
+                limits_repo.release(conn, org_id, _keys(row.accounts, row.period), row.amount_nano, 0)
+                expired += 1
+        uow.commit()
+    return expired

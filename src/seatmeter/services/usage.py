@@ -1,0 +1,209 @@
+"""Usage recorded after the fact (always accepted and billed), and the usage summary of a period."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from seatmeter.adapters import limits_repo, orgs_repo
+from seatmeter.adapters.sql import chunks
+from seatmeter.adapters.tables import ledger_entries, limit_accounts, members, usage_events
+from seatmeter.bootstrap import App
+from seatmeter.domain.auth import Principal
+from seatmeter.domain.errors import Conflict, InvalidRequest
+from seatmeter.domain.ids import new_id
+from seatmeter.domain.limits import CREDITS, ORGANIZATION, member_account
+from seatmeter.domain.money import Money
+from seatmeter.domain.periods import period_containing
+from seatmeter.domain.usage import UsageEvent, parse_event
+from seatmeter.services import caps as caps_service
+from seatmeter.services.credits import CreditBalance
+
+__all__ = ["MAX_BATCH", "record_usage", "usage_summary"]
+
+MAX_BATCH = 10_000
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def record_usage(app: App, principal: Principal, org_id: str, body: Any) -> dict[str, int]:
+    """Record a batch of events, all or none. Replays (same key, same payload) count as duplicates."""
+    principal.require_usage_writer(org_id)
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise InvalidRequest('the body must be {"events": [...]}')
+    raw_events = body["events"]
+    if not 1 <= len(raw_events) <= MAX_BATCH:
+        raise InvalidRequest(f"a batch holds 1 to {MAX_BATCH:,} events, got {len(raw_events):,}")
+    events = [parse_event(raw, i) for i, raw in enumerate(raw_events)]
+    now = app.clock.now()
+    for i, event in enumerate(events):
+        if event.occurred_at > now + MAX_CLOCK_SKEW:
+            raise InvalidRequest(
+                f"events[{i}]: occurred_at {event.occurred_at.isoformat()} is in the future; "
+                f"no event of this batch was recorded"
+            )
+    book = app.prices.get()
+    if not all(book.knows(e.model) for e in events):
+        book = app.prices.get(fresh=True)
+    priced = [book.cost(e.model, e.usage, e.occurred_at, e.service_tier) for e in events]
+    try:
+        return _record(app, org_id, events, priced, now)
+    except IntegrityError:
+        # Another batch recorded some of the same keys at the same moment: now they are replays.
+        return _record(app, org_id, events, priced, now)
+
+
+def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], now: datetime) -> dict[str, int]:
+    with app.uow() as uow:
+        conn = uow.conn
+        org = orgs_repo.get_organization(conn, org_id)
+        known_members = _existing_members(conn, org_id, {e.member_id for e in events})
+        seen: dict[str, str] = {}
+        for chunk in chunks(sorted({e.idempotency_key for e in events}), 1000):
+            seen.update(
+                (key, print_)
+                for key, print_ in conn.execute(
+                    select(usage_events.c.idempotency_key, usage_events.c.fingerprint).where(
+                        usage_events.c.organization_id == org_id, usage_events.c.idempotency_key.in_(chunk)
+                    )
+                )
+            )
+        rows: list[dict[str, Any]] = []
+        amounts: dict[tuple[str, str], int] = defaultdict(int)
+        duplicates = 0
+        for i, (event, price) in enumerate(zip(events, priced, strict=True)):
+            if event.member_id not in known_members:
+                raise InvalidRequest(
+                    f"events[{i}]: member {event.member_id!r} is not in this organization; "
+                    f"no event of this batch was recorded"
+                )
+            previous = seen.get(event.idempotency_key)
+            if previous is not None:
+                if previous != event.fingerprint:
+                    raise Conflict(
+                        f"events[{i}]: idempotency_key {event.idempotency_key!r} was already used for "
+                        f"a different event; no event of this batch was recorded",
+                        resume="Send a new idempotency_key for a new event.",
+                    )
+                duplicates += 1
+                continue
+            seen[event.idempotency_key] = event.fingerprint
+            period = period_containing(event.occurred_at, org.timezone, org.billing_anchor_day).key
+            rows.append(
+                {
+                    "organization_id": org_id,
+                    "id": new_id("evt"),
+                    "idempotency_key": event.idempotency_key,
+                    "fingerprint": event.fingerprint,
+                    "member_id": event.member_id,
+                    "model": price.model,
+                    "surface": event.surface,
+                    "service_tier": event.service_tier,
+                    "occurred_at": event.occurred_at,
+                    "period": period,
+                    "input_tokens": event.usage.input,
+                    "output_tokens": event.usage.output,
+                    "cache_write_5m_tokens": event.usage.cache_write_5m,
+                    "cache_write_1h_tokens": event.usage.cache_write_1h,
+                    "cache_read_tokens": event.usage.cache_read,
+                    "cost_nano": price.cost.nano,
+                    "price_version": price.version_id,
+                    "hold_id": None,
+                    "exceeded_hold": False,
+                    "recorded_at": now,
+                }
+            )
+            amounts[(ORGANIZATION, period)] += price.cost.nano
+            amounts[(member_account(event.member_id), period)] += price.cost.nano
+            if org.self_serve:
+                amounts[(CREDITS, "")] += price.cost.nano
+        if rows:
+            conn.execute(usage_events.insert(), rows)
+            total = sum(r["cost_nano"] for r in rows)
+            if total:
+                batch_id = new_id("batch")
+                conn.execute(
+                    ledger_entries.insert().values(
+                        organization_id=org_id,
+                        id=new_id("le"),
+                        kind="usage",
+                        debit_account=CREDITS if org.self_serve else "receivable",
+                        credit_account="revenue",
+                        amount_nano=total,
+                        reference=batch_id,
+                        created_at=now,
+                    )
+                )
+            limits_repo.post(conn, org_id, amounts)
+        uow.commit()
+    return {"accepted": len(rows), "duplicates": duplicates}
+
+
+def _existing_members(conn: Any, org_id: str, member_ids: set[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in chunks(sorted(member_ids), 1000):
+        found.update(
+            conn.execute(
+                select(members.c.id).where(members.c.organization_id == org_id, members.c.id.in_(chunk))
+            ).scalars()
+        )
+    return found
+
+
+def usage_summary(app: App, principal: Principal, org_id: str, period_key: str | None = None) -> dict[str, Any]:
+    """Spend of the period: total, credits, caps, and per member (members see only themselves)."""
+    principal.require_member_of(org_id)
+    now = app.clock.now()
+    with app.uow() as uow:
+        conn = uow.conn
+        org = orgs_repo.get_organization(conn, org_id)
+        period = caps_service.current_period(conn, org_id, now, period_key)
+        rows = {
+            r.account: r
+            for r in conn.execute(
+                select(limit_accounts).where(
+                    limit_accounts.c.organization_id == org_id, limit_accounts.c.period.in_([period.key, ""])
+                )
+            )
+        }
+        caps_view = caps_service.caps_snapshot(conn, principal, org_id, period)
+        member_caps = {c["member_id"]: c for c in caps_view["members"]}
+        stmt = (
+            select(members.c.id, members.c.email, members.c.name)
+            .where(members.c.organization_id == org_id)
+            .order_by(members.c.created_at, members.c.id)
+        )
+        if not (principal.is_operator or principal.is_owner):
+            stmt = stmt.where(members.c.id == principal.member_id)
+        listed = []
+        for m in conn.execute(stmt):
+            row = rows.get(member_account(m.id))
+            cap = member_caps.get(m.id)
+            listed.append(
+                {
+                    "member_id": m.id,
+                    "email": m.email,
+                    "name": m.name,
+                    "spend": str(Money(row.posted_nano if row else 0)),
+                    "held": str(Money(row.held_nano if row else 0)),
+                    "cap": cap["limit"] if cap else None,
+                    "cap_status": cap["status"] if cap else "ok",
+                }
+            )
+        org_row = rows.get(ORGANIZATION)
+        out: dict[str, Any] = {
+            "period": period.key,
+            "period_start": period.start.isoformat(),
+            "period_end": period.end.isoformat(),
+            "total": str(Money(org_row.posted_nano if org_row else 0)),
+            "caps": caps_view,
+            "members": listed,
+        }
+        if org.self_serve and CREDITS in rows:
+            c = rows[CREDITS]
+            balance = Money(c.limit_nano - c.posted_nano)
+            out["credits"] = CreditBalance(balance, Money(c.held_nano), balance - Money(c.held_nano)).to_json()
+        return out

@@ -1,0 +1,21 @@
+"""Settings from the environment. Every name starts with SEATMETER_."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+__all__ = ["Settings"]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"SEATMETER_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL", "sqlite:///./seatmeter.db"))
+    operator_key: str = field(default_factory=lambda: _env("OPERATOR_KEY", ""))
+    hold_timeout_s: int = field(default_factory=lambda: int(_env("HOLD_TIMEOUT_S", "600")))
+    db_pool_size: int = field(default_factory=lambda: int(_env("DB_POOL_SIZE", "20")))
+    session_secret: str = field(default_factory=lambda: _env("SESSION_SECRET", ""))

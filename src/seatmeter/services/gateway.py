@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal, PrincipalKind
-from seatmeter.domain.errors import Forbidden, InvalidRequest
+from seatmeter.domain.errors import Conflict, Forbidden, InvalidRequest
+from seatmeter.domain.money import Money
 from seatmeter.domain.pricing import Usage
 from seatmeter.domain.prompt_size import input_tokens_bound, requested_max_tokens
 from seatmeter.services import holds
 from seatmeter.services.organizations import authenticate
+from seatmeter.services.usage import record_usage
 
 __all__ = ["Admission", "admit", "settle", "settle_at_most", "shape_request", "usage_body", "void"]
 
@@ -32,6 +35,8 @@ class Admission:
     member_id: str
     hold_id: str
     model: str
+    surface: str
+    admitted_at: datetime
     input_tokens_bound: int
     requested_max_tokens: int
     granted_max_tokens: int
@@ -76,7 +81,8 @@ def admit(app: App, key: str | None, body: dict[str, Any], *, surface: str = "ap
         "allow_partial": True,
     })
     granted = hold.max_output_tokens if hold.max_output_tokens is not None else max_tokens
-    admission = Admission(principal, org_id, member_id, hold.id, model, bound, max_tokens, min(granted, max_tokens))
+    admission = Admission(principal, org_id, member_id, hold.id, model, surface, app.clock.now(), bound, max_tokens,
+                          min(granted, max_tokens))
     budget = _thinking_budget(body)
     if budget is not None and admission.granted_max_tokens <= MIN_THINKING_BUDGET_TOKENS < max_tokens:
         # Extended thinking needs max_tokens above its minimum budget: a grant this small cannot be used.
@@ -122,12 +128,32 @@ def usage_body(usage: Usage, service_tier: str) -> dict[str, Any]:
     }
 
 
-def settle(app: App, admission: Admission, usage: Usage, service_tier: str = "standard") -> holds.Settled:
-    return holds.settle(app, admission.principal, admission.organization_id, admission.hold_id,
-                        usage_body(usage, service_tier))
+def settle(app: App, admission: Admission, usage: Usage, service_tier: str = "standard") -> Money:
+    """Settle the hold with the vendor's usage; returns the cost.
+
+    A generation can outlast the hold's timeout. The usage still happened, so when the hold has expired it is
+    recorded after the fact (always accepted and billed), once, under a key derived from the hold.
+    """
+    try:
+        settled = holds.settle(app, admission.principal, admission.organization_id, admission.hold_id,
+                               usage_body(usage, service_tier))
+    except Conflict as refused:
+        if refused.code != "hold_not_open":
+            raise
+        return _record_late(app, admission, usage, service_tier)
+    return settled.cost
 
 
-def settle_at_most(app: App, admission: Admission) -> holds.Settled:
+def _record_late(app: App, admission: Admission, usage: Usage, service_tier: str) -> Money:
+    event = {"idempotency_key": f"gateway-late:{admission.hold_id}", "member_id": admission.member_id,
+             "model": admission.model, "surface": admission.surface,
+             "occurred_at": admission.admitted_at.isoformat(), **usage_body(usage, service_tier)["usage"],
+             "service_tier": service_tier}
+    record_usage(app, Principal(PrincipalKind.OPERATOR), admission.organization_id, {"events": [event]})
+    return app.prices.get().cost(admission.model, usage, admission.admitted_at, service_tier).cost
+
+
+def settle_at_most(app: App, admission: Admission) -> Money:
     """When the vendor's usage cannot be read, bill the request's bound: the member paid for at most this."""
     return settle(app, admission, Usage(input=admission.input_tokens_bound, output=admission.granted_max_tokens))
 

@@ -11,6 +11,7 @@ from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
 from seatmeter.entrypoints.api.routes_core import router as core_router
+from seatmeter.entrypoints.gateway.routes import router as gateway_router
 
 __all__ = ["create_app", "serve_app"]
 
@@ -28,6 +29,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.state.seatmeter = seatmeter
     errors.install(api)
     api.include_router(core_router)
+    api.include_router(gateway_router)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -19,12 +19,12 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from seatmeter.adapters.anthropic_upstream import Upstream
 from seatmeter.bootstrap import App
 from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.messages_usage import StreamMeter, service_tier_of, usage_from_message
 from seatmeter.entrypoints.gateway.errors import anthropic_error, refusal_response
 from seatmeter.entrypoints.gateway.stream import MeteredStream
-from seatmeter.adapters.anthropic_upstream import Upstream
 from seatmeter.services import gateway
 
 __all__ = ["router"]
@@ -112,10 +112,15 @@ async def _complete(app: App, admission: gateway.Admission, response: httpx.Resp
         usage, tier = usage_from_message(usage_raw), service_tier_of(usage_raw)
     except (ValueError, KeyError, TypeError, SeatmeterError):
         log.warning("hold %s: the upstream response carries no readable usage; billing its bound", admission.hold_id)
-        settled = await run_in_threadpool(gateway.settle_at_most, app, admission)
-    else:
-        settled = await run_in_threadpool(gateway.settle, app, admission, usage, tier)
-    headers["x-seatmeter-cost"] = str(settled.cost)
+        usage, tier = None, "standard"
+    try:
+        if usage is None:
+            cost = await run_in_threadpool(gateway.settle_at_most, app, admission)
+        else:
+            cost = await run_in_threadpool(gateway.settle, app, admission, usage, tier)
+        headers["x-seatmeter-cost"] = str(cost)
+    except SeatmeterError as exc:  # the vendor answered: the member gets the answer, the operator the log line
+        log.error("hold %s could not be settled: %s %s", admission.hold_id, exc.code, exc.message)
     return Response(content, status_code=200, headers=headers, media_type="application/json")
 
 

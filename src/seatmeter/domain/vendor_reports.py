@@ -31,6 +31,8 @@ __all__ = [
     "CostRow",
     "Difference",
     "UsageRow",
+    "bucket_windows",
+    "cents_to_money",
     "compare_costs",
     "parse_cost_report",
     "parse_usage_report",
@@ -101,6 +103,11 @@ def _buckets(document: Any) -> Iterator[tuple[str, datetime, datetime, list[Any]
             if not isinstance(results, list):
                 raise InvalidRequest(f"{where}.results must be a list")
             yield where, starting_at, ending_at, results
+
+
+def bucket_windows(document: Any) -> list[tuple[datetime, datetime]]:
+    """The `[starting_at, ending_at)` of every bucket of a report."""
+    return [(starting_at, ending_at) for _, starting_at, ending_at, _ in _buckets(document)]
 
 
 def _instant(value: Any, where: str) -> datetime:

@@ -16,6 +16,7 @@ from rich.table import Table
 from seatmeter.bootstrap import App, build
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import SeatmeterError
+from seatmeter.entrypoints.cli_vendor import import_app, reconcile_app
 from seatmeter.settings import Settings
 
 app = typer.Typer(help="seatmeter: billing and real-time spend control.", no_args_is_help=True)
@@ -33,6 +34,8 @@ app.add_typer(credits_app, name="credits")
 app.add_typer(caps_app, name="caps")
 app.add_typer(usage_app, name="usage")
 app.add_typer(prices_app, name="price-book")
+app.add_typer(import_app, name="import")
+app.add_typer(reconcile_app, name="reconcile")
 
 OPERATOR = Principal(PrincipalKind.OPERATOR)
 console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)

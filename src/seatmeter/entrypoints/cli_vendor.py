@@ -11,7 +11,7 @@ from rich.table import Table
 
 from seatmeter.domain.money import Money
 
-__all__ = ["import_app", "reconcile_app"]
+__all__ = ["import_app", "reconcile_app", "register"]
 
 import_app = typer.Typer(help="Import usage from a vendor's reports.", no_args_is_help=True)
 reconcile_app = typer.Typer(help="Compare seatmeter's costs with a vendor's reports.", no_args_is_help=True)
@@ -93,3 +93,8 @@ def reconcile_anthropic_cost(
         console.print(f"{differing} of {len(differences)} day and model rows differ by more than {allowed} USD")
         raise typer.Exit(1)
     console.print(f"all {len(differences)} day and model rows agree")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(import_app, name="import")
+    app.add_typer(reconcile_app, name="reconcile")

@@ -52,7 +52,8 @@ def set_cap(
         conn = uow.conn
         org = orgs_repo.get_organization(conn, org_id)
         if scope == "member":
-            assert member_id is not None  # the route always passes it
+            if member_id is None:
+                raise InvalidRequest("a member cap needs the member's id")
             orgs_repo.get_member(conn, org_id, member_id)
         period = period_containing(now, org.timezone, org.billing_anchor_day).key
         conn.execute(
@@ -69,8 +70,7 @@ def set_cap(
         )
         if scope == "organization":
             limits_repo.set_ceiling(conn, org_id, period, limit_nano, account=ORGANIZATION)
-        elif scope == "member":
-            assert member_id is not None
+        elif member_id is not None:
             limits_repo.set_ceiling(conn, org_id, period, limit_nano, account=member_account(member_id))
         else:
             limits_repo.set_ceiling(conn, org_id, period, limit_nano, default_members=True)

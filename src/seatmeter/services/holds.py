@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from seatmeter.adapters import limits_repo, orgs_repo
 from seatmeter.adapters.tables import holds, ledger_entries, usage_events
 from seatmeter.bootstrap import App
+from seatmeter.domain import seats
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import Conflict, InvalidRequest, NotFound, UsageRefused
 from seatmeter.domain.ids import new_id
@@ -31,6 +32,7 @@ from seatmeter.domain.organization import Organization
 from seatmeter.domain.periods import period_containing
 from seatmeter.domain.pricing import Usage
 from seatmeter.domain.usage import HoldRequest, fingerprint, parse_usage
+from seatmeter.services import entitlements
 from seatmeter.services.uow import UnitOfWork
 
 __all__ = ["HoldView", "Settled", "authorize", "expire_holds", "settle", "void"]
@@ -114,6 +116,7 @@ def _authorize_once(
             if not _expire_org(conn, org_id, now):
                 raise
             grant = _decide(conn, org_id, keys, estimate, request, period.end)
+        entitlements.check_hold_allowance(conn, org, request.member_id, period.key, grant.amount_nano)
         limits_repo.reserve(conn, org_id, keys, grant.amount_nano)
         hold_id = new_id("hold")
         expires_at = now + timedelta(seconds=app.settings.hold_timeout_s)
@@ -153,6 +156,7 @@ def _decide(
 
 def check_entitlement(org: Organization, member: Any, surface: str) -> None:
     """Seat rules that gate usage. The billing cycle (seats) extends this; with no seat rules, all may use."""
+    seats.check_entitlement(member.seat_type, surface)
 
 
 def _replay(conn: Connection, org_id: str, request: HoldRequest) -> HoldView | None:

@@ -194,9 +194,16 @@ def issue_member_key(uow: UnitOfWork, principal: Principal, org_id: str, member_
     key = new_key()
     with uow:
         orgs_repo.get_member(uow.conn, org_id, member_id)
-        uow.conn.execute(api_keys.insert().values(key_hash=hash_key(key), organization_id=org_id,
-                                                  member_id=member_id, kind="member", prefix=key[:10],
-                                                  created_at=now))
+        uow.conn.execute(
+            api_keys.insert().values(
+                key_hash=hash_key(key),
+                organization_id=org_id,
+                member_id=member_id,
+                kind="member",
+                prefix=key[:10],
+                created_at=now,
+            )
+        )
         uow.commit()
     return key
 

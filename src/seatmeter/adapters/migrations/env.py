@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from seatmeter.adapters import tables_billing  # noqa: F401  (registers the billing tables on metadata)
 from seatmeter.adapters.tables import metadata
 
 config = context.config

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
@@ -10,8 +14,10 @@ from seatmeter import __version__
 from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
+from seatmeter.entrypoints.api.routes_billing import router as billing_router
 from seatmeter.entrypoints.api.routes_core import router as core_router
 from seatmeter.entrypoints.gateway.routes import router as gateway_router
+from seatmeter.services.holds import expire_holds
 
 __all__ = ["create_app", "serve_app"]
 
@@ -29,6 +35,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.state.seatmeter = seatmeter
     errors.install(api)
     api.include_router(core_router)
+    api.include_router(billing_router)
     api.include_router(gateway_router)
 
     @api.get("/healthz", tags=["operations"])
@@ -46,10 +53,6 @@ def create_app(app: App | None = None) -> FastAPI:
 
 def serve_app() -> FastAPI:
     """The application `seatmeter serve` runs in each worker: migrations already ran, expiry runs in background."""
-    import threading
-
-    from seatmeter.services.holds import expire_holds
-
     seatmeter = build(migrate=False)
     api = create_app(seatmeter)
     stop = threading.Event()
@@ -58,15 +61,15 @@ def serve_app() -> FastAPI:
         while not stop.wait(EXPIRY_INTERVAL_S):
             try:
                 expire_holds(seatmeter.uow(), seatmeter.clock.now())
-            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next tick
+            except Exception:  # a failed sweep is retried at the next tick
                 metrics.count("seatmeter_expiry_errors_total")
 
-    @api.on_event("startup")
-    def _start() -> None:
-        threading.Thread(target=expire_loop, name="seatmeter-expiry", daemon=True).start()
-
-    @api.on_event("shutdown")
-    def _stop() -> None:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sweeper = threading.Thread(target=expire_loop, name="seatmeter-expiry", daemon=True)
+        sweeper.start()
+        yield
         stop.set()
 
+    api.router.lifespan_context = lifespan
     return api

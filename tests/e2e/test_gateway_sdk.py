@@ -101,7 +101,8 @@ def stack(database_url: str, clock: FixedClock) -> Iterator[Stack]:
 
 
 def test_a_message_costs_exactly_the_published_price_of_its_usage(stack: Stack) -> None:
-    # DESIGN.md's check (Sonnet 4.5 and 4.6 share prices): 3 input + 12,304 cache-write (5 min) + 550 output tokens = $0.054399.
+    # DESIGN.md's check (Sonnet 4.5 and 4.6 share prices):
+    # 3 input + 12,304 cache-write (5 min) + 550 output tokens = $0.054399.
     stack.fake.reply = " ".join(["word"] * 550)
     stack.fake.count_input = lambda body: 3
     stack.fake.cache_write_5m_tokens = 12_304

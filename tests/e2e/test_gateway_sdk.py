@@ -262,3 +262,24 @@ def test_usage_the_vendor_bills_at_the_batch_tier_is_priced_at_half(stack: Stack
     assert event.service_tier == "batch"
     assert Money(event.cost_nano) == stack.price(usage_of(message), "batch")
     assert Money(event.cost_nano).nano * 2 == stack.price(usage_of(message)).nano
+
+
+def test_a_member_without_a_seat_is_refused_through_the_sdk(stack: Stack) -> None:
+    seatless = add_member(stack.api, stack.org, "visitor@acme.test", seat=None)
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        stack.client(api_key=seatless["api_key"]).messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+    assert refused.value.body["error"]["code"] == "no_seat"  # type: ignore[index]
+    assert stack.fake.requests == []
+
+
+def test_a_stream_that_outlasts_the_price_cache_refresh_is_still_settled(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On SQLite a price-book refresh from inside the settle's transaction would wait on that transaction's lock.
+    monkeypatch.setattr("seatmeter.services.price_book.REFRESH_S", 0.2)
+    stack.fake.reply = " ".join(["tick"] * 10)
+    stack.fake.delay_s = 0.05
+    with stack.client().messages.stream(model=SONNET, max_tokens=64, messages=HELLO) as stream:
+        hold_id = stream.response.headers["x-seatmeter-hold"]
+        stream.get_final_message()
+    wait_for(lambda: stack.hold(hold_id).status != "open")
+    assert stack.hold(hold_id).status == "settled"

@@ -283,3 +283,14 @@ def test_a_stream_that_outlasts_the_price_cache_refresh_is_still_settled(
         stream.get_final_message()
     wait_for(lambda: stack.hold(hold_id).status != "open")
     assert stack.hold(hold_id).status == "settled"
+
+
+def test_the_key_is_checked_before_the_body(stack: Stack) -> None:
+    url = f"{stack.url}/gateway/anthropic/v1/messages"
+    assert httpx.post(url, content=b"{not json").status_code == 401
+    response = httpx.post(url, content=b"{not json", headers={"x-api-key": stack.member["api_key"]})
+    assert response.status_code == 400
+    assert response.json()["error"] == {"type": "invalid_request_error", "code": "invalid_request",
+                                         "message": "the body must be a JSON object of a Messages API request",
+                                         "resume": ""}
+    assert stack.fake.requests == []

@@ -62,10 +62,16 @@ def _who(app: App, key: str | None, member_header: str | None) -> tuple[Principa
                     resume="Use a member key, or a service key with x-seatmeter-member.")
 
 
-def admit(app: App, key: str | None, body: dict[str, Any], *, surface: str = "api",
+def admit(app: App, key: str | None, body: Any, *, surface: str = "api",
           member_header: str | None = None) -> Admission:
-    """Authenticate, check the model and the request, and hold its largest possible cost."""
+    """Authenticate, check the model and the request, and hold its largest possible cost.
+
+    The key is checked first, as the vendor does: a caller without a valid key learns nothing about the body.
+    `body` is the parsed JSON, or None when it was not JSON.
+    """
     principal, org_id, member_id = _who(app, key, member_header)
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object of a Messages API request")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("model is required, e.g. \"claude-sonnet-4-5\"")

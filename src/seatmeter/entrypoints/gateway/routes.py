@@ -74,9 +74,7 @@ async def messages(request: Request) -> Response:
     try:
         body: Any = json.loads(await request.body())
     except ValueError:
-        return anthropic_error(400, "the body is not valid JSON", code="invalid_request")
-    if not isinstance(body, dict):
-        return anthropic_error(400, "the body must be a JSON object", code="invalid_request")
+        body = None  # refused by admit, once the key has been checked
     try:
         admission = await run_in_threadpool(
             gateway.admit, app, _key(request), body,

@@ -294,3 +294,42 @@ def test_the_key_is_checked_before_the_body(stack: Stack) -> None:
                                          "message": "the body must be a JSON object of a Messages API request",
                                          "resume": ""}
     assert stack.fake.requests == []
+
+
+def batch_requests(*custom_ids: str, model: str = SONNET) -> list[dict[str, Any]]:
+    return [{"custom_id": cid, "params": {"model": model, "max_tokens": 32, "messages": HELLO}} for cid in custom_ids]
+
+
+def test_batch_results_read_through_the_gateway_are_billed_once_at_the_batch_tier(stack: Stack) -> None:
+    client = stack.client()
+    batch = client.messages.batches.create(requests=batch_requests("first", "second"))  # type: ignore[arg-type]
+    assert stack.fake.last_request.headers["x-api-key"] == VENDOR_KEY
+    retrieved = client.messages.batches.retrieve(batch.id)
+    assert retrieved.results_url == f"{stack.url}/gateway/anthropic/v1/messages/batches/{batch.id}/results"
+    results = list(client.messages.batches.results(batch.id))
+    assert sorted(r.custom_id for r in results) == ["first", "second"]
+    events = stack.events()
+    assert len(events) == 2 and {e.service_tier for e in events} == {"batch"}
+    for result in results:
+        assert result.result.type == "succeeded"
+        event = next(e for e in events if e.idempotency_key.endswith(f":{result.custom_id}"))
+        assert Money(event.cost_nano) == stack.price(usage_of(result.result.message), "batch")
+    list(client.messages.batches.results(batch.id))  # reading again records nothing twice
+    assert len(stack.events()) == 2
+
+
+def test_a_batch_that_does_not_fit_under_the_cap_is_refused_before_it_is_sent(stack: Stack) -> None:
+    stack.cap_member("0.0001")
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        stack.client().messages.batches.create(requests=batch_requests("a", "b"))  # type: ignore[arg-type]
+    assert refused.value.body["error"]["code"] == "member_cap_reached"  # type: ignore[index]
+    assert stack.fake.requests == [] and stack.held_nano() == 0
+
+
+def test_a_batch_with_an_unknown_model_names_the_request(stack: Stack) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        stack.client().messages.batches.create(
+            requests=batch_requests("a") + batch_requests("b", model="claude-imaginary-9"))  # type: ignore[arg-type]
+    error = refused.value.body["error"]  # type: ignore[index]
+    assert error["code"] == "unknown_model" and error["message"].startswith("requests[1]")
+    assert stack.fake.requests == []

@@ -48,5 +48,12 @@ class Upstream:
                                             headers=self.headers_for(incoming))
         return await self.client.send(request, stream=True) if stream else await self.client.send(request)
 
+    async def call(self, method: str, path: str, incoming: Mapping[str, str], query: str = "",
+                   body: Mapping[str, Any] | None = None) -> httpx.Response:
+        """Any other endpoint (`path` from /v1), read whole."""
+        url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        content = json.dumps(body).encode() if body is not None else None
+        return await self.client.request(method, url, content=content, headers=self.headers_for(incoming))
+
     async def close(self) -> None:
         await self.client.aclose()

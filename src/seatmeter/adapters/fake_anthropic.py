@@ -7,6 +7,9 @@ word of its reply, stops at `max_tokens` as the vendor would, and records every 
 can see what reached it (a lowered `max_tokens`, the vendor key). It can stream slowly, fail with the
 vendor's error shapes before or in the middle of a stream, and notices when its reader goes away.
 
+Message Batches are answered too: a created batch is `in_progress`, and ended with every request succeeded
+(at the batch tier) the first time it is retrieved; its results are JSON lines at its `results_url`.
+
     fake = FakeAnthropic(reply="one two three", api_key="sk-vendor")
     uvicorn.run(fake.app(), port=9999)
 """
@@ -62,10 +65,16 @@ class FakeAnthropic:
     streams_started: int = 0
     streams_completed: int = 0
     streams_abandoned: int = 0  # the reader went away before message_stop
+    batches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: count(1))
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
+        return Starlette(routes=[
+            Route("/v1/messages", self._messages, methods=["POST"]),
+            Route("/v1/messages/batches", self._create_batch, methods=["POST"]),
+            Route("/v1/messages/batches/{batch_id}", self._retrieve_batch, methods=["GET"]),
+            Route("/v1/messages/batches/{batch_id}/results", self._batch_results, methods=["GET"]),
+        ])
 
     @property
     def last_request(self) -> ReceivedRequest:
@@ -147,6 +156,50 @@ class FakeAnthropic:
         finally:
             if not stopped:
                 self.streams_abandoned += 1
+
+    # -- Message Batches -----------------------------------------------------------------------------
+    async def _create_batch(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        self.requests.append(ReceivedRequest(dict(request.headers), body))
+        if self.api_key is not None and request.headers.get("x-api-key") != self.api_key:
+            return self._error(401, "authentication_error", "invalid x-api-key")
+        batch_id = f"msgbatch_fake{next(self._ids):06d}"
+        self.batches[batch_id] = body["requests"]
+        return JSONResponse(self._batch(batch_id, ended=False, base_url=str(request.base_url)))
+
+    async def _retrieve_batch(self, request: Request) -> Response:
+        batch_id = request.path_params["batch_id"]
+        if batch_id not in self.batches:
+            return self._error(404, "not_found_error", f"no batch {batch_id}")
+        return JSONResponse(self._batch(batch_id, ended=True, base_url=str(request.base_url)))
+
+    async def _batch_results(self, request: Request) -> Response:
+        batch_id = request.path_params["batch_id"]
+        if batch_id not in self.batches:
+            return self._error(404, "not_found_error", f"no batch {batch_id}")
+        lines = []
+        for item in self.batches[batch_id]:
+            params = item["params"]
+            words = self.reply.split()[:params["max_tokens"]]
+            usage = {**self._usage(params, output_tokens=len(words)), "service_tier": "batch"}
+            message = {"id": f"msg_fake{next(self._ids):06d}", "type": "message", "role": "assistant",
+                       "model": params["model"], "content": [{"type": "text", "text": " ".join(words)}],
+                       "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+            lines.append(json.dumps({"custom_id": item["custom_id"],
+                                     "result": {"type": "succeeded", "message": message}}))
+        return Response("\n".join(lines) + "\n", media_type="application/binary")
+
+    def _batch(self, batch_id: str, *, ended: bool, base_url: str) -> dict[str, Any]:
+        size = len(self.batches[batch_id])
+        return {
+            "id": batch_id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
+            "request_counts": {"processing": 0 if ended else size, "succeeded": size if ended else 0,
+                               "errored": 0, "canceled": 0, "expired": 0},
+            "created_at": "2026-11-15T11:00:00Z", "expires_at": "2026-11-16T11:00:00Z",
+            "ended_at": "2026-11-15T11:01:00Z" if ended else None, "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": f"{base_url.rstrip('/')}/v1/messages/batches/{batch_id}/results" if ended else None,
+        }
 
     @staticmethod
     def _error(status: int, error_type: str, message: str) -> JSONResponse:

@@ -23,7 +23,7 @@ from seatmeter.services import holds
 from seatmeter.services.organizations import authenticate
 from seatmeter.services.usage import record_usage
 
-__all__ = ["Admission", "admit", "settle", "settle_at_most", "shape_request", "usage_body", "void"]
+__all__ = ["Admission", "admit", "identify", "settle", "settle_at_most", "shape_request", "usage_body", "void"]
 
 MIN_THINKING_BUDGET_TOKENS = 1_024  # the vendor refuses smaller extended-thinking budgets
 
@@ -46,7 +46,8 @@ class Admission:
         return self.granted_max_tokens < self.requested_max_tokens
 
 
-def _who(app: App, key: str | None, member_header: str | None) -> tuple[Principal, str, str]:
+def identify(app: App, key: str | None, member_header: str | None) -> tuple[Principal, str, str]:
+    """The principal, organization and member a gateway request is made for."""
     principal = authenticate(app.uow(), key, app.settings.operator_key)
     if principal.kind is PrincipalKind.MEMBER and principal.organization_id and principal.member_id:
         if member_header and member_header != principal.member_id:
@@ -69,7 +70,7 @@ def admit(app: App, key: str | None, body: Any, *, surface: str = "api",
     The key is checked first, as the vendor does: a caller without a valid key learns nothing about the body.
     `body` is the parsed JSON, or None when it was not JSON.
     """
-    principal, org_id, member_id = _who(app, key, member_header)
+    principal, org_id, member_id = identify(app, key, member_header)
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object of a Messages API request")
     model = body.get("model")

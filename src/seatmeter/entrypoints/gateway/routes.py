@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from seatmeter.adapters.anthropic_upstream import Upstream
 from seatmeter.bootstrap import App
 from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.messages_usage import StreamMeter, service_tier_of, usage_from_message
+from seatmeter.entrypoints.gateway.batches import router as batches_router
+from seatmeter.entrypoints.gateway.common import caller_key, lifespan, passed_headers, seatmeter_app, upstream_for
 from seatmeter.entrypoints.gateway.errors import anthropic_error, refusal_response
 from seatmeter.entrypoints.gateway.stream import MeteredStream
 from seatmeter.services import gateway
@@ -30,39 +29,14 @@ from seatmeter.services import gateway
 __all__ = ["router"]
 
 log = logging.getLogger("seatmeter.gateway")
-_PASSED_RESPONSE_HEADERS = ("request-id", "retry-after", "x-should-retry", "anthropic-organization-id")
 
-
-@asynccontextmanager
-async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
-    yield
-    upstream: Upstream | None = getattr(api.state, "anthropic_upstream", None)
-    if upstream is not None:
-        await upstream.close()
-
-
-router = APIRouter(prefix="/gateway/anthropic", tags=["gateway"], lifespan=_lifespan)
-
-
-def _upstream(request: Request, app: App) -> Upstream:
-    state = request.app.state
-    upstream: Upstream | None = getattr(state, "anthropic_upstream", None)
-    if upstream is None:
-        upstream = state.anthropic_upstream = Upstream.from_settings(app.settings)
-    return upstream
-
-
-def _key(request: Request) -> str | None:
-    """The SDKs send the key as `x-api-key` or as `Authorization: Bearer`; both are accepted."""
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+router = APIRouter(prefix="/gateway/anthropic", tags=["gateway"], lifespan=lifespan)
+router.include_router(batches_router)
 
 
 def _passed_headers(upstream: httpx.Response, admission: gateway.Admission) -> dict[str, str]:
-    headers = {name: upstream.headers[name] for name in _PASSED_RESPONSE_HEADERS if name in upstream.headers}
+    headers = passed_headers(upstream)
+    headers.pop("content-type", None)
     headers["x-seatmeter-hold"] = admission.hold_id
     headers["x-seatmeter-max-tokens"] = str(admission.granted_max_tokens)
     return headers
@@ -70,21 +44,21 @@ def _passed_headers(upstream: httpx.Response, admission: gateway.Admission) -> d
 
 @router.post("/v1/messages", summary="Anthropic Messages API, metered (streaming and not)")
 async def messages(request: Request) -> Response:
-    app: App = request.app.state.seatmeter
+    app = seatmeter_app(request)
     try:
         body: Any = json.loads(await request.body())
     except ValueError:
         body = None  # refused by admit, once the key has been checked
     try:
         admission = await run_in_threadpool(
-            gateway.admit, app, _key(request), body,
+            gateway.admit, app, caller_key(request), body,
             surface=request.headers.get("x-seatmeter-surface", "api"),
             member_header=request.headers.get("x-seatmeter-member"),
         )
     except SeatmeterError as refused:
         return refusal_response(refused)
     forwarded = gateway.shape_request(body, admission)
-    upstream = _upstream(request, app)
+    upstream = upstream_for(request)
     try:
         response = await upstream.send(forwarded, request.headers, request.url.query, stream=bool(body.get("stream")))
     except httpx.HTTPError as exc:

@@ -83,22 +83,28 @@ def wait_for(condition: Any, timeout_s: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture
-def stack(database_url: str, clock: FixedClock) -> Iterator[Stack]:
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[FakeAnthropic, str]]:
     fake = FakeAnthropic(api_key=VENDOR_KEY)
-    with serve_in_thread(fake.app()) as upstream_url:
-        app = make_app(database_url, clock, anthropic_upstream=upstream_url, anthropic_api_key=VENDOR_KEY)
-        try:
-            with serve_in_thread(create_app(app)) as url, httpx.Client(base_url=url) as http:
-                api = Api(http)  # type: ignore[arg-type]
-                org = create_org(api)
-                api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "100.00",
-                         "idempotency_key": "buy-1"}, key=org.owner_key, expect=201)
-                member = add_member(api, org, "dev@acme.test")
-                yield Stack(app, url, api, fake, org, member)
-        finally:
-            app.engine.dispose()
+    with serve_in_thread(fake.app()) as url:
+        yield fake, url
 
+
+@pytest.fixture
+def stack(database_url: str, clock: FixedClock, upstream: tuple[FakeAnthropic, str]) -> Iterator[Stack]:
+    fake, upstream_url = upstream
+    fake.reset()
+    app = make_app(database_url, clock, anthropic_upstream=upstream_url, anthropic_api_key=VENDOR_KEY)
+    try:
+        with serve_in_thread(create_app(app)) as url, httpx.Client(base_url=url) as http:
+            api = Api(http)  # type: ignore[arg-type]
+            org = create_org(api)
+            api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "100.00",
+                     "idempotency_key": "buy-1"}, key=org.owner_key, expect=201)
+            member = add_member(api, org, "dev@acme.test")
+            yield Stack(app, url, api, fake, org, member)
+    finally:
+        app.engine.dispose()
 
 def test_a_message_costs_exactly_the_published_price_of_its_usage(stack: Stack) -> None:
     # DESIGN.md's check (Sonnet 4.5 and 4.6 share prices):

@@ -76,6 +76,16 @@ class FakeAnthropic:
             Route("/v1/messages/batches/{batch_id}/results", self._batch_results, methods=["GET"]),
         ])
 
+    def reset(self) -> None:
+        """Back to a well-behaved upstream with nothing received (one server can then serve many tests)."""
+        fresh = FakeAnthropic(api_key=self.api_key)
+        for name in ("reply", "count_input", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens",
+                     "service_tier", "delay_s", "fail_status", "fail_type", "fail_after_deltas", "streams_started",
+                     "streams_completed", "streams_abandoned"):
+            setattr(self, name, getattr(fresh, name))
+        self.requests.clear()
+        self.batches.clear()
+
     @property
     def last_request(self) -> ReceivedRequest:
         return self.requests[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anthropic
@@ -339,3 +339,28 @@ def test_a_batch_with_an_unknown_model_names_the_request(stack: Stack) -> None:
     error = refused.value.body["error"]  # type: ignore[index]
     assert error["code"] == "unknown_model" and error["message"].startswith("requests[1]")
     assert stack.fake.requests == []
+
+
+def test_a_client_that_leaves_before_a_plain_answer_arrives_gets_its_hold_voided(stack: Stack) -> None:
+    stack.fake.response_delay_s = 1.0
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{stack.url}/gateway/anthropic/v1/messages", headers={"x-api-key": stack.member["api_key"]},
+                   json={"model": SONNET, "max_tokens": 8, "messages": HELLO}, timeout=0.3)
+    wait_for(lambda: stack.held_nano() == 0)
+    with stack.app.engine.connect() as conn:
+        statuses = list(conn.execute(select(holds.c.status).where(holds.c.organization_id == stack.org.id)).scalars())
+    assert statuses == ["voided"]
+    assert len(stack.fake.requests) == 1 and stack.events() == []
+
+
+def test_an_unreachable_upstream_is_a_retryable_error_and_voids_the_hold(stack: Stack, clock: FixedClock) -> None:
+    stack.app.settings = replace(stack.app.settings, anthropic_upstream="http://127.0.0.1:9")  # nothing listens
+    with serve_in_thread(create_app(stack.app)) as url:
+        client = anthropic.Anthropic(base_url=f"{url}/gateway/anthropic", api_key=stack.member["api_key"],
+                                     max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as failed:
+            client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+    assert failed.value.status_code == 503
+    assert failed.value.body["error"]["code"] == "service_unavailable"  # type: ignore[index]
+    assert failed.value.response.headers["x-should-retry"] == "true"
+    assert stack.held_nano() == 0 and stack.events() == []

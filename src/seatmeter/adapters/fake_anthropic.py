@@ -58,6 +58,7 @@ class FakeAnthropic:
     cache_read_tokens: int = 0
     service_tier: str = "standard"
     delay_s: float = 0.0  # pause before each streamed event after message_start
+    response_delay_s: float = 0.0  # pause before answering a request that is not streamed
     fail_status: int | None = None  # answer every request with this vendor error
     fail_type: str = "overloaded_error"
     fail_after_deltas: int | None = None  # in a stream, send an `error` event after this many deltas
@@ -80,8 +81,8 @@ class FakeAnthropic:
         """Back to a well-behaved upstream with nothing received (one server can then serve many tests)."""
         fresh = FakeAnthropic(api_key=self.api_key)
         for name in ("reply", "count_input", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens",
-                     "service_tier", "delay_s", "fail_status", "fail_type", "fail_after_deltas", "streams_started",
-                     "streams_completed", "streams_abandoned"):
+                     "service_tier", "delay_s", "response_delay_s", "fail_status", "fail_type", "fail_after_deltas",
+                     "streams_started", "streams_completed", "streams_abandoned"):
             setattr(self, name, getattr(fresh, name))
         self.requests.clear()
         self.batches.clear()
@@ -112,6 +113,7 @@ class FakeAnthropic:
         if body.get("stream"):
             return StreamingResponse(self._events(message_id, body["model"], generated, stop_reason, usage),
                                      media_type="text/event-stream", headers={"request-id": f"req_{message_id}"})
+        await asyncio.sleep(self.response_delay_s)
         message = {
             "id": message_id, "type": "message", "role": "assistant", "model": body["model"],
             "content": [{"type": "text", "text": " ".join(generated)}],

@@ -23,7 +23,7 @@ from seatmeter.domain.messages_usage import StreamMeter, service_tier_of, usage_
 from seatmeter.entrypoints.gateway.batches import router as batches_router
 from seatmeter.entrypoints.gateway.common import caller_key, lifespan, passed_headers, seatmeter_app, upstream_for
 from seatmeter.entrypoints.gateway.errors import anthropic_error, refusal_response
-from seatmeter.entrypoints.gateway.stream import MeteredStream
+from seatmeter.entrypoints.gateway.stream import MeteredStream, unless_disconnected
 from seatmeter.services import gateway
 
 __all__ = ["router"]
@@ -59,12 +59,21 @@ async def messages(request: Request) -> Response:
         return refusal_response(refused)
     forwarded = gateway.shape_request(body, admission)
     upstream = upstream_for(request)
+    unreachable: str | None = None
+    answered, response = False, None
     try:
-        response = await upstream.send(forwarded, request.headers, request.url.query, stream=bool(body.get("stream")))
-    except httpx.HTTPError as exc:
+        answered, response = await unless_disconnected(request.receive, lambda: upstream.send(
+            forwarded, request.headers, request.url.query, stream=bool(body.get("stream"))))
+    except* httpx.HTTPError as failed:
+        unreachable = type(failed.exceptions[0]).__name__
+    if unreachable is not None:
         await run_in_threadpool(gateway.void, app, admission)
-        return anthropic_error(503, f"the upstream Messages API could not be reached ({type(exc).__name__})",
+        return anthropic_error(503, f"the upstream Messages API could not be reached ({unreachable})",
                                code="service_unavailable", resume="Try again shortly.")
+    if not answered or response is None:
+        # The client left before the vendor answered: the request to the vendor was abandoned with it.
+        await run_in_threadpool(gateway.void, app, admission)
+        return Response(status_code=499)
     if response.status_code != 200:
         content = await response.aread()
         await response.aclose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import httpx
@@ -18,7 +19,9 @@ from starlette.types import Receive, Scope, Send
 
 from seatmeter.domain.messages_usage import StreamMeter
 
-__all__ = ["MeteredStream", "StreamEnd"]
+__all__ = ["MeteredStream", "StreamEnd", "unless_disconnected"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("seatmeter.gateway")
 
@@ -44,13 +47,17 @@ class MeteredStream(Response):
 
                 async def pump() -> None:
                     nonlocal outcome
-                    await send({"type": "http.response.start", "status": self.status_code,
-                                "headers": self.raw_headers})
-                    async for chunk in self.upstream.aiter_raw():
-                        self.meter.feed(chunk)
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                    outcome = "completed"
+                    try:
+                        await send({"type": "http.response.start", "status": self.status_code,
+                                    "headers": self.raw_headers})
+                        async for chunk in self.upstream.aiter_raw():
+                            self.meter.feed(chunk)
+                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    except OSError:  # servers on ASGI 2.4 and later report a client gone from send
+                        outcome = "disconnected"
+                    else:
+                        outcome = "completed"
                     group.cancel_scope.cancel()
 
                 async def watch() -> None:
@@ -63,10 +70,33 @@ class MeteredStream(Response):
 
                 group.start_soon(pump)
                 group.start_soon(watch)
-        except* (httpx.HTTPError, OSError) as broken:
+        except* httpx.HTTPError as broken:
             log.warning("the upstream stream broke after %d deltas: %s", self.meter.deltas, broken.exceptions[0])
             outcome = "failed"
         finally:
             with anyio.CancelScope(shield=True):
                 await self.upstream.aclose()
                 await self.finish(self.meter, outcome)
+
+
+async def unless_disconnected(receive: Receive, work: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+    """Run `work` while watching the client: `(True, result)`, or `(False, None)` once the client has gone
+    (and `work` is cancelled, which closes its upstream connection)."""
+    result: T | None = None
+    done = False
+    async with anyio.create_task_group() as group:
+
+        async def run() -> None:
+            nonlocal result, done
+            result = await work()
+            done = True
+            group.cancel_scope.cancel()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
+        group.start_soon(run)
+        group.start_soon(watch)
+    return done, result

@@ -179,8 +179,11 @@ def create_org(api: Api, channel: str = "self_serve", timezone: str = "UTC", sea
     service = api.post(f"/v1/organizations/{org['id']}/service-keys", key=org["primary_owner"]["api_key"], expect=201)
     if seats:  # a member needs a seat to use the product: buy some, and seat the primary owner
         api.post(f"/v1/organizations/{org['id']}/seats", {"seat_type": "enterprise", "quantity": seats}, expect=201)
-        api.put(f"/v1/organizations/{org['id']}/members/{org['primary_owner']['id']}/seat",
-                {"seat_type": "enterprise"}, expect=200)
+        api.put(
+            f"/v1/organizations/{org['id']}/members/{org['primary_owner']['id']}/seat",
+            {"seat_type": "enterprise"},
+            expect=200,
+        )
     return Org(org["id"], org["primary_owner"]["id"], org["primary_owner"]["api_key"], service["api_key"])
 
 

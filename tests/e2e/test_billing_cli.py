@@ -27,10 +27,19 @@ def org_id(tmp_path: Path, sqlite_template: Path, clock: FixedClock, monkeypatch
     url = f"sqlite:///{path}"
     monkeypatch.setenv("SEATMETER_DATABASE_URL", url)
     app = make_app(url, clock)
-    org, _ = organizations.create_organization(app.uow(), OPERATOR, {
-        "name": "Cli", "plan": "usage_based", "channel": "sales_assisted", "term_start": "2024-01-01",
-        "seat_prices": {"enterprise": "10.00"}, "primary_owner": {"email": "o@cli.test", "name": "O"}},
-        app.clock.now())
+    org, _ = organizations.create_organization(
+        app.uow(),
+        OPERATOR,
+        {
+            "name": "Cli",
+            "plan": "usage_based",
+            "channel": "sales_assisted",
+            "term_start": "2024-01-01",
+            "seat_prices": {"enterprise": "10.00"},
+            "primary_owner": {"email": "o@cli.test", "name": "O"},
+        },
+        app.clock.now(),
+    )
     app.engine.dispose()
     yield org.id
 

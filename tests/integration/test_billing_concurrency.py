@@ -23,15 +23,40 @@ OPERATOR = Principal(PrincipalKind.OPERATOR)
 
 def _org(app, clock: FixedClock) -> str:
     clock.set(datetime(2024, 1, 1, 12, tzinfo=UTC))
-    org, owner = organizations.create_organization(app.uow(), OPERATOR, {
-        "name": "Race", "plan": "usage_based", "channel": "sales_assisted", "term_start": "2024-01-01",
-        "seat_prices": {"enterprise": "10.00"}, "primary_owner": {"email": "o@race.test", "name": "O"}}, clock.now())
+    org, owner = organizations.create_organization(
+        app.uow(),
+        OPERATOR,
+        {
+            "name": "Race",
+            "plan": "usage_based",
+            "channel": "sales_assisted",
+            "term_start": "2024-01-01",
+            "seat_prices": {"enterprise": "10.00"},
+            "primary_owner": {"email": "o@race.test", "name": "O"},
+        },
+        clock.now(),
+    )
     seats.add_seats(app, OPERATOR, org.id, {"seat_type": "enterprise", "quantity": 3})
     clock.set(datetime(2024, 3, 15, tzinfo=UTC))
-    usage.record_usage(app, OPERATOR, org.id, {"events": [
-        {"idempotency_key": f"e{i}", "member_id": owner.id, "model": "claude-sonnet-4-5", "surface": "web",
-         "occurred_at": f"2024-0{1 + i % 3}-10T10:00:00Z", "input_tokens": 1000 * (i + 1), "output_tokens": 10}
-        for i in range(9)]})
+    usage.record_usage(
+        app,
+        OPERATOR,
+        org.id,
+        {
+            "events": [
+                {
+                    "idempotency_key": f"e{i}",
+                    "member_id": owner.id,
+                    "model": "claude-sonnet-4-5",
+                    "surface": "web",
+                    "occurred_at": f"2024-0{1 + i % 3}-10T10:00:00Z",
+                    "input_tokens": 1000 * (i + 1),
+                    "output_tokens": 10,
+                }
+                for i in range(9)
+            ]
+        },
+    )
     return org.id
 
 
@@ -63,13 +88,22 @@ def test_two_workers_closing_the_same_periods_at_once_issue_one_invoice_each(pg_
         for _ in range(3):  # several rounds: the first catches up three periods, the others find nothing to do
             assert _race(2, lambda: run_worker_once(app)) == []
         with app.uow() as uow:
-            periods = uow.conn.execute(select(invoices.c.period, func.count()).where(
-                invoices.c.organization_id == org_id, invoices.c.kind == "usage")
-                .group_by(invoices.c.period).order_by(invoices.c.period)).all()
-            closes = uow.conn.execute(select(func.count()).select_from(period_closes).where(
-                period_closes.c.organization_id == org_id)).scalar_one()
-            numbers = uow.conn.execute(select(invoices.c.number).where(invoices.c.organization_id == org_id)
-                                       .order_by(invoices.c.number)).scalars().all()
+            periods = uow.conn.execute(
+                select(invoices.c.period, func.count())
+                .where(invoices.c.organization_id == org_id, invoices.c.kind == "usage")
+                .group_by(invoices.c.period)
+                .order_by(invoices.c.period)
+            ).all()
+            closes = uow.conn.execute(
+                select(func.count()).select_from(period_closes).where(period_closes.c.organization_id == org_id)
+            ).scalar_one()
+            numbers = (
+                uow.conn.execute(
+                    select(invoices.c.number).where(invoices.c.organization_id == org_id).order_by(invoices.c.number)
+                )
+                .scalars()
+                .all()
+            )
         assert [tuple(p) for p in periods] == [("2024-01", 1), ("2024-02", 1), ("2024-03", 1)]
         assert closes == 3
         assert numbers == list(range(1, len(numbers) + 1))
@@ -88,8 +122,11 @@ def test_eight_operators_closing_one_period_at_once_all_get_the_same_invoice(pg_
         assert errors == []
         assert len(ids) == 8 and len(set(ids)) == 1
         with app.uow() as uow:
-            count = uow.conn.execute(select(func.count()).select_from(invoices).where(
-                invoices.c.organization_id == org_id, invoices.c.kind == "usage")).scalar_one()
+            count = uow.conn.execute(
+                select(func.count())
+                .select_from(invoices)
+                .where(invoices.c.organization_id == org_id, invoices.c.kind == "usage")
+            ).scalar_one()
         assert count == 1
     finally:
         app.engine.dispose()

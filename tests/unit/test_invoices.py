@@ -17,8 +17,13 @@ def _invoice(lines, kind="usage", number=1):
 
 def test_a_usage_line_is_rounded_once_to_the_cent_from_the_exact_sum():
     # Three events of $0.004 each: rounding each would give $0.00; the line is $0.012 → $0.01.
-    line = usage_line("ana@example.com", "m1", "claude-sonnet-4-5",
-                      {"input": 3, "output": 550, "cache_write_5m": 12_304}, cost_nano=3 * 4_000_000)
+    line = usage_line(
+        "ana@example.com",
+        "m1",
+        "claude-sonnet-4-5",
+        {"input": 3, "output": 550, "cache_write_5m": 12_304},
+        cost_nano=3 * 4_000_000,
+    )
     assert str(line.amount) == "0.01"
     assert line.quantity == 12_857
     assert "12,304 cache write 5m" in line.description
@@ -42,10 +47,12 @@ def test_a_credit_note_reverses_the_original_without_changing_it():
 
 
 def test_the_csv_has_a_row_per_line_and_a_total_row():
-    invoice = _invoice([
-        usage_line("ana", "m1", "claude-sonnet-4-5", {"input": 10, "output": 5}, 1_234_567_890),
-        usage_line("bo", "m2", "claude-haiku-4-5", {"input": 7}, 10_000_000),
-    ])
+    invoice = _invoice(
+        [
+            usage_line("ana", "m1", "claude-sonnet-4-5", {"input": 10, "output": 5}, 1_234_567_890),
+            usage_line("bo", "m2", "claude-haiku-4-5", {"input": 7}, 10_000_000),
+        ]
+    )
     rows = render_csv(invoice, {"m1": "ana@example.com"}).splitlines()
     assert rows[0].startswith("invoice_number,kind,period,position,description")
     assert len(rows) == 4
@@ -61,7 +68,7 @@ def test_the_printable_page_lists_members_and_escapes_their_names():
     assert "Per member" in page and "$0.01" in page
 
 
-amounts = st.integers(min_value=-10**13, max_value=10**13)
+amounts = st.integers(min_value=-(10**13), max_value=10**13)
 
 
 @given(st.lists(amounts, max_size=50))

@@ -23,6 +23,7 @@ from seatmeter.adapters.tables import TS, metadata
 
 __all__ = [
     "billing_settings",
+    "credited_lines",
     "invoice_line_tokens",
     "period_closes",
     "renewals",
@@ -142,5 +143,16 @@ invoice_line_tokens = Table(
     Column("cache_write_1h_tokens", BigInteger, nullable=False),
     Column("cache_read_tokens", BigInteger, nullable=False),
     Column("late_period", String(7)),
+    PrimaryKeyConstraint("organization_id", "invoice_id", "position"),
+)
+
+# Which lines of an invoice a credit note reversed: the primary key makes crediting a line twice impossible.
+credited_lines = Table(
+    "credited_lines",
+    metadata,
+    Column("organization_id", String(40), nullable=False),
+    Column("invoice_id", String(40), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("credit_note_id", String(40), nullable=False),
     PrimaryKeyConstraint("organization_id", "invoice_id", "position"),
 )

@@ -32,8 +32,20 @@ __all__ = [
 ]
 
 KINDS = ("seats", "credits", "usage", "statement", "credit_note")
-CSV_COLUMNS = ("invoice_number", "kind", "period", "position", "description", "member_id", "member_email", "model",
-               "late_period", *(f"{k}_tokens" for k in TOKEN_KINDS), "quantity", "amount")
+CSV_COLUMNS = (
+    "invoice_number",
+    "kind",
+    "period",
+    "position",
+    "description",
+    "member_id",
+    "member_email",
+    "model",
+    "late_period",
+    *(f"{k}_tokens" for k in TOKEN_KINDS),
+    "quantity",
+    "amount",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +73,14 @@ class InvoiceLine:
         return out
 
 
-def usage_line(member_label: str, member_id: str, model: str, tokens: Mapping[str, int], cost_nano: int,
-               late_period: str | None = None) -> InvoiceLine:
+def usage_line(
+    member_label: str,
+    member_id: str,
+    model: str,
+    tokens: Mapping[str, int],
+    cost_nano: int,
+    late_period: str | None = None,
+) -> InvoiceLine:
     """One member's usage of one model in a period: exact cost summed over events, rounded once to cents."""
     counts = {kind: int(tokens.get(kind, 0)) for kind in TOKEN_KINDS}
     detail = ", ".join(f"{counts[k]:,} {k.replace('_', ' ')}" for k in TOKEN_KINDS if counts[k])
@@ -133,8 +151,9 @@ def format_number(number: int) -> str:
     return f"INV-{number:06d}"
 
 
-def credit_note(original: Invoice, *, id: str, number: int, issued_at: datetime,
-                lines: Iterable[InvoiceLine] | None = None) -> Invoice:
+def credit_note(
+    original: Invoice, *, id: str, number: int, issued_at: datetime, lines: Iterable[InvoiceLine] | None = None
+) -> Invoice:
     """A new document that reverses `lines` of `original` (all of them by default). The original is untouched."""
     if original.kind == "credit_note":
         raise InvalidRequest("a credit note cannot itself be corrected by a credit note; issue a new invoice")
@@ -152,8 +171,17 @@ def credit_note(original: Invoice, *, id: str, number: int, issued_at: datetime,
     )
     if not reversed_lines:
         raise InvalidRequest("a credit note needs at least one line to reverse")
-    return Invoice(id, original.organization_id, number, "credit_note", "finalized", issued_at, reversed_lines,
-                   original.period, original.id)
+    return Invoice(
+        id,
+        original.organization_id,
+        number,
+        "credit_note",
+        "finalized",
+        issued_at,
+        reversed_lines,
+        original.period,
+        original.id,
+    )
 
 
 def render_csv(invoice: Invoice, emails: Mapping[str, str] | None = None) -> str:
@@ -163,19 +191,48 @@ def render_csv(invoice: Invoice, emails: Mapping[str, str] | None = None) -> str
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for position, line in enumerate(invoice.lines, start=1):
-        writer.writerow([
-            invoice.display_number, invoice.kind, invoice.period or "", position, line.description,
-            line.member_id or "", emails.get(line.member_id or "", ""), line.model or "", line.late_period or "",
-            *(line.tokens.get(kind, "") if line.tokens else "" for kind in TOKEN_KINDS),
-            "" if line.quantity is None else line.quantity, str(line.amount),
-        ])
-    writer.writerow([invoice.display_number, invoice.kind, invoice.period or "", "", "Total", "", "", "", "",
-                     *("" for _ in TOKEN_KINDS), "", str(invoice.total)])
+        writer.writerow(
+            [
+                invoice.display_number,
+                invoice.kind,
+                invoice.period or "",
+                position,
+                line.description,
+                line.member_id or "",
+                emails.get(line.member_id or "", ""),
+                line.model or "",
+                line.late_period or "",
+                *(line.tokens.get(kind, "") if line.tokens else "" for kind in TOKEN_KINDS),
+                "" if line.quantity is None else line.quantity,
+                str(line.amount),
+            ]
+        )
+    writer.writerow(
+        [
+            invoice.display_number,
+            invoice.kind,
+            invoice.period or "",
+            "",
+            "Total",
+            "",
+            "",
+            "",
+            "",
+            *("" for _ in TOKEN_KINDS),
+            "",
+            str(invoice.total),
+        ]
+    )
     return buffer.getvalue()
 
 
-_TITLES = {"seats": "Invoice: seats", "credits": "Receipt: credits", "usage": "Invoice: usage in arrears",
-           "statement": "Statement of usage paid by credits", "credit_note": "Credit note"}
+_TITLES = {
+    "seats": "Invoice: seats",
+    "credits": "Receipt: credits",
+    "usage": "Invoice: usage in arrears",
+    "statement": "Statement of usage paid by credits",
+    "credit_note": "Credit note",
+}
 
 
 def render_html(invoice: Invoice, organization_name: str, members: Mapping[str, tuple[str, str]] | None = None) -> str:
@@ -187,8 +244,9 @@ def render_html(invoice: Invoice, organization_name: str, members: Mapping[str, 
     rows = []
     for line in invoice.lines:
         who = members.get(line.member_id or "", ("", ""))
-        tokens = "".join(f"<td class=n>{line.tokens.get(k, 0):,}</td>" if line.tokens else "<td></td>"
-                         for k in TOKEN_KINDS)
+        tokens = "".join(
+            f"<td class=n>{line.tokens.get(k, 0):,}</td>" if line.tokens else "<td></td>" for k in TOKEN_KINDS
+        )
         rows.append(
             f"<tr><td>{escape(line.description)}</td><td>{escape(who[0] or line.member_id or '')}</td>"
             f"<td>{escape(line.model or '')}</td>{tokens}<td class=n>${escape(str(line.amount))}</td></tr>"
@@ -200,17 +258,18 @@ def render_html(invoice: Invoice, organization_name: str, members: Mapping[str, 
     member_rows = "".join(
         f"<tr><td>{escape(members.get(m, (m, ''))[0])}</td><td>{escape(members.get(m, ('', ''))[1])}</td>"
         f"<td class=n>${escape(str(amount))}</td></tr>"
-        for m, amount in sorted(subtotals.items(), key=lambda item: members.get(item[0], (item[0], ''))[0])
+        for m, amount in sorted(subtotals.items(), key=lambda item: members.get(item[0], (item[0], ""))[0])
     )
     member_table = (
         f"<h2>Per member</h2><table><thead><tr><th>Member</th><th>Email</th><th class=n>Amount</th></tr></thead>"
-        f"<tbody>{member_rows}</tbody></table>" if member_rows else ""
+        f"<tbody>{member_rows}</tbody></table>"
+        if member_rows
+        else ""
     )
     kind_heads = "".join(f"<th class=n>{escape(k.replace('_', ' '))}</th>" for k in TOKEN_KINDS)
     title = _TITLES[invoice.kind]
     period = f"<p>Period: {escape(invoice.period)}</p>" if invoice.period else ""
-    corrects = (f"<p>Corrects invoice {escape(invoice.corrects_invoice_id)}</p>"
-                if invoice.corrects_invoice_id else "")
+    corrects = f"<p>Corrects invoice {escape(invoice.corrects_invoice_id)}</p>" if invoice.corrects_invoice_id else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{escape(invoice.display_number)} · {escape(organization_name)}</title>

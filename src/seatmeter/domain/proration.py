@@ -15,7 +15,7 @@ from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.money import NANO_PER_CENT, Money
 from seatmeter.domain.periods import zone
 
-__all__ = ["MONTHS_PER_TERM", "Proration", "Term", "add_years", "local_date", "prorate", "term_containing"]
+__all__ = ["MONTHS_PER_TERM", "Proration", "Term", "add_years", "local_date", "prorate"]
 
 MONTHS_PER_TERM = 12
 
@@ -54,17 +54,6 @@ class Term:
                 resume="Choose an effective date inside the current term, or renew first.",
             )
         return (self.end - day).days
-
-
-def term_containing(first_term_start: date, day: date) -> Term:
-    """The annual term, counted from the organization's first term start, that contains `day`."""
-    if day < first_term_start:
-        raise InvalidRequest(f"{day.isoformat()} is before the first term, which starts {first_term_start.isoformat()}")
-    years = day.year - first_term_start.year
-    while years > 0 and add_years(first_term_start, years) > day:
-        years -= 1
-    start = add_years(first_term_start, years)
-    return Term(start, add_years(first_term_start, years + 1))
 
 
 def local_date(at: datetime, timezone: str) -> date:

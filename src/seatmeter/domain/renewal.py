@@ -54,8 +54,10 @@ def plan_renewal(
     if day < term.start:
         raise InvalidRequest(f"a renewal cannot take effect before the current term starts ({term.start.isoformat()})")
     if day > term.end:
-        raise InvalidRequest(f"the current term ended {term.end.isoformat()}; renew on that day, not later",
-                             resume="Leave effective_date out to renew on the term's end.")
+        raise InvalidRequest(
+            f"the current term ended {term.end.isoformat()}; renew on that day, not later",
+            resume="Leave effective_date out to renew on the term's end.",
+        )
     new_plan = target_plan(plan)
     notes: list[str] = []
     assigned: dict[str, int] = {}
@@ -85,27 +87,46 @@ def plan_renewal(
     if is_annual(new_plan):
         for seat_type, quantity in sorted(new_quantities.items()):
             price = _price(seat_prices, seat_type)
-            charge_lines.append(seat_line(
-                f"{quantity} × {seat_type} seats at ${price}/month, term {new_term.start} to {new_term.end}",
-                quantity, price.nano * MONTHS_PER_TERM * quantity))
+            charge_lines.append(
+                seat_line(
+                    f"{quantity} × {seat_type} seats at ${price}/month, term {new_term.start} to {new_term.end}",
+                    quantity,
+                    price.nano * MONTHS_PER_TERM * quantity,
+                )
+            )
     refund_lines: list[InvoiceLine] = []
     if early and is_annual(plan):
         for seat_type, quantity in sorted(quantities.items()):
             if quantity:
                 share = prorate(_price(seat_prices, seat_type), quantity, term, day)
-                refund_lines.append(InvoiceLine(
-                    f"Unused {seat_type} seats, {share.days_remaining}/{share.days_in_term} days of the term "
-                    f"{term.start} to {term.end}", -share.amount, quantity=quantity))
-    return Renewal(plan, new_plan, new_term, new_quantities, new_member_seats, tuple(charge_lines),
-                   tuple(refund_lines), tuple(notes))
+                refund_lines.append(
+                    InvoiceLine(
+                        f"Unused {seat_type} seats, {share.days_remaining}/{share.days_in_term} days of the term "
+                        f"{term.start} to {term.end}",
+                        -share.amount,
+                        quantity=quantity,
+                    )
+                )
+    return Renewal(
+        plan,
+        new_plan,
+        new_term,
+        new_quantities,
+        new_member_seats,
+        tuple(charge_lines),
+        tuple(refund_lines),
+        tuple(notes),
+    )
 
 
 def _price(seat_prices: Mapping[str, Money], seat_type: str) -> Money:
     try:
         return seat_prices[seat_type]
     except KeyError:
-        raise InvalidRequest(f"the organization has no price for the {seat_type} seat",
-                             resume=f"Set seat_prices.{seat_type} (USD per seat per month) first.") from None
+        raise InvalidRequest(
+            f"the organization has no price for the {seat_type} seat",
+            resume=f"Set seat_prices.{seat_type} (USD per seat per month) first.",
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +186,11 @@ def compare_costs(
                 billed_usage += extra_usage(amount, allowance).nano
         else:
             billed_usage = usage_nano
-        months.append(MonthCost(
-            period,
-            Money.from_ratio(current_seats_nano + billed_usage, unit_nano=NANO_PER_CENT),
-            Money.from_ratio(new_seats_nano + usage_nano, unit_nano=NANO_PER_CENT),
-        ))
+        months.append(
+            MonthCost(
+                period,
+                Money.from_ratio(current_seats_nano + billed_usage, unit_nano=NANO_PER_CENT),
+                Money.from_ratio(new_seats_nano + usage_nano, unit_nano=NANO_PER_CENT),
+            )
+        )
     return CostComparison(plan, new_plan, tuple(months))

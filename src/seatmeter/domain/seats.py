@@ -1,9 +1,9 @@
 """Seat types per plan, what each seat entitles its holder to, and the rules for changing seats.
 
-    plan                  seat types             billed
-    usage_based           enterprise             annually, up front; usage pooled at API rates
-    usage_based_legacy    chat, chat_code        annually, up front; a chat seat excludes claude_code
-    seat_based            standard, premium      monthly; each seat includes a usage allowance per period
+plan                  seat types             billed
+usage_based           enterprise             annually, up front; usage pooled at API rates
+usage_based_legacy    chat, chat_code        annually, up front; a chat seat excludes claude_code
+seat_based            standard, premium      monthly; each seat includes a usage allowance per period
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from seatmeter.bootstrap import App, build
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import SeatmeterError
 from seatmeter.entrypoints import cli_billing, cli_vendor
+from seatmeter.entrypoints.cli_notify import notify_app
 from seatmeter.settings import Settings
 
 app = typer.Typer(help="seatmeter: billing and real-time spend control.", no_args_is_help=True)
@@ -35,6 +36,7 @@ app.add_typer(caps_app, name="caps")
 app.add_typer(usage_app, name="usage")
 app.add_typer(prices_app, name="price-book")
 cli_billing.register(app)
+app.add_typer(notify_app, name="notify")
 cli_vendor.register(app)
 
 OPERATOR = Principal(PrincipalKind.OPERATOR)

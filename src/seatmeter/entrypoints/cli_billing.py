@@ -25,8 +25,11 @@ def close(organization: str, period: str = typer.Argument(..., help="YYYY-MM")) 
 
 
 @billing_app.command("renew")
-def renew(organization: str, dry_run: bool = typer.Option(False, "--dry-run"),
-          effective_date: str = typer.Option("", help="YYYY-MM-DD before the term's end: migrate early")) -> None:
+def renew(
+    organization: str,
+    dry_run: bool = typer.Option(False, "--dry-run"),
+    effective_date: str = typer.Option("", help="YYYY-MM-DD before the term's end: migrate early"),
+) -> None:
     """Renew an organization's term (or show, with --dry-run, what it would cost under the new plan)."""
     from seatmeter.entrypoints.cli import _app, _print_json, run
     from seatmeter.services.renewals import renew as renew_service
@@ -36,8 +39,10 @@ def renew(organization: str, dry_run: bool = typer.Option(False, "--dry-run"),
     _print_json(run(lambda: renew_service(application, OPERATOR, organization, body)))
 
 
-def worker(once: bool = typer.Option(False, "--once", help="one pass, then exit"),
-           interval_s: float = typer.Option(30.0, help="seconds between passes")) -> None:
+def worker(
+    once: bool = typer.Option(False, "--once", help="one pass, then exit"),
+    interval_s: float = typer.Option(30.0, help="seconds between passes"),
+) -> None:
     """Close ended periods, renew ended terms and expire stale holds; safe to run several at once."""
     from seatmeter.entrypoints.cli import _app, console, run
     from seatmeter.services.worker import run_worker_once

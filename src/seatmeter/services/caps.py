@@ -15,6 +15,7 @@ from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.limits import ORGANIZATION, LimitState, member_account
 from seatmeter.domain.money import Money
 from seatmeter.domain.periods import Period, parse_period_key, period_containing
+from seatmeter.services import notifications
 from seatmeter.services.uow import UnitOfWork
 
 __all__ = ["cap_json", "caps_snapshot", "clear_member_cap", "current_period", "list_caps", "parse_limit", "set_cap"]
@@ -74,6 +75,7 @@ def set_cap(
             limits_repo.set_ceiling(conn, org_id, period, limit_nano, account=member_account(member_id))
         else:
             limits_repo.set_ceiling(conn, org_id, period, limit_nano, default_members=True)
+        notifications.cap_changed(conn, org_id, period, scope, member_id, now)
         uow.commit()
     return {"scope": scope, "member_id": member_id, "limit": None if limit is None else str(limit)}
 
@@ -93,6 +95,7 @@ def clear_member_cap(uow: UnitOfWork, principal: Principal, org_id: str, member_
         period = period_containing(now, org.timezone, org.billing_anchor_day).key
         ceiling = limits_repo.caps_for(conn, org_id, [member_account(member_id)])[member_account(member_id)]
         limits_repo.set_ceiling(conn, org_id, period, ceiling, account=member_account(member_id))
+        notifications.cap_changed(conn, org_id, period, "member", member_id, now)
         uow.commit()
 
 

@@ -43,7 +43,8 @@ def current_term(org: Organization) -> Term:
 def _quantity(raw: Any) -> int:
     if type(raw) is not int or not 1 <= raw <= MAX_SEATS_PER_CHANGE:
         raise InvalidRequest(
-            f"quantity must be a whole number of seats from 1 to {MAX_SEATS_PER_CHANGE:,}, got {raw!r}")
+            f"quantity must be a whole number of seats from 1 to {MAX_SEATS_PER_CHANGE:,}, got {raw!r}"
+        )
     return raw
 
 
@@ -84,14 +85,18 @@ def add_seats(app: App, principal: Principal, org_id: str, raw: Any) -> dict[str
         today = local_date(now, org.timezone)
         effective = today if body.get("effective_date") is None else _date(body["effective_date"], "effective_date")
         if effective != today and not principal.is_operator:
-            raise Forbidden("only the operator can buy seats with an effective_date other than today",
-                            resume="Leave effective_date out, or ask your account manager.")
+            raise Forbidden(
+                "only the operator can buy seats with an effective_date other than today",
+                resume="Leave effective_date out, or ask your account manager.",
+            )
         term = current_term(org)
         if effective != term.start:
             check_mid_term_change(org.channel, by_operator=principal.is_operator)
         if seat_type not in org.seat_prices:
-            raise InvalidRequest(f"the organization has no price for the {seat_type} seat",
-                                 resume=f"The operator sets seat_prices.{seat_type} first.")
+            raise InvalidRequest(
+                f"the organization has no price for the {seat_type} seat",
+                resume=f"The operator sets seat_prices.{seat_type} first.",
+            )
         invoice = None
         invoice_id = None
         if is_annual(org.plan):
@@ -99,15 +104,28 @@ def add_seats(app: App, principal: Principal, org_id: str, raw: Any) -> dict[str
             span = "the whole term" if charge.is_whole_term else f"{charge.days_remaining}/{charge.days_in_term} days"
             line = InvoiceLine(
                 f"{quantity} × {seat_type} seats at ${org.seat_prices[seat_type]}/month from {effective} to "
-                f"{term.end} ({span})", charge.amount, quantity=quantity)
+                f"{term.end} ({span})",
+                charge.amount,
+                quantity=quantity,
+            )
             invoice_id = billing_repo.issue(conn, org_id, "seats", [line], now)
         else:
             term.days_remaining(effective)  # refuses dates outside the term
         billing_repo.add_purchased(conn, org_id, seat_type, quantity)
-        conn.execute(seat_changes.insert().values(
-            organization_id=org_id, id=new_id("sc"), kind="purchase", seat_type=seat_type, quantity=quantity,
-            effective_date=effective, term_start=term.start, invoice_id=invoice_id, actor=_actor(principal),
-            created_at=now))
+        conn.execute(
+            seat_changes.insert().values(
+                organization_id=org_id,
+                id=new_id("sc"),
+                kind="purchase",
+                seat_type=seat_type,
+                quantity=quantity,
+                effective_date=effective,
+                term_start=term.start,
+                invoice_id=invoice_id,
+                actor=_actor(principal),
+                created_at=now,
+            )
+        )
         if invoice_id is not None:
             invoice = billing_repo.load_invoice(conn, org_id, invoice_id).to_json()
         seats = _seats_view(conn, org)
@@ -136,29 +154,56 @@ def reduce_seats(app: App, principal: Principal, org_id: str, raw: Any) -> dict[
         result: dict[str, Any] = {}
         if at == "renewal":
             reduction_id = new_id("sr")
-            conn.execute(scheduled_reductions.insert().values(
-                organization_id=org_id, id=reduction_id, seat_type=seat_type, quantity=quantity, term_end=term.end,
-                status="scheduled", actor=_actor(principal), created_at=now))
-            result["scheduled"] = {"id": reduction_id, "seat_type": seat_type, "quantity": quantity,
-                                   "at": term.end.isoformat()}
+            conn.execute(
+                scheduled_reductions.insert().values(
+                    organization_id=org_id,
+                    id=reduction_id,
+                    seat_type=seat_type,
+                    quantity=quantity,
+                    term_end=term.end,
+                    status="scheduled",
+                    actor=_actor(principal),
+                    created_at=now,
+                )
+            )
+            result["scheduled"] = {
+                "id": reduction_id,
+                "seat_type": seat_type,
+                "quantity": quantity,
+                "at": term.end.isoformat(),
+            }
         else:
             if not billing_repo.remove_purchased(conn, org_id, seat_type, quantity):
                 raise InvalidRequest(
                     f"{assigned} members hold {seat_type} seats, so at most {purchased - assigned} can be removed",
-                    resume="Take seats back from members first, or schedule the reduction for the renewal.")
+                    resume="Take seats back from members first, or schedule the reduction for the renewal.",
+                )
             today = local_date(now, org.timezone)
             invoice_id = None
             if is_annual(org.plan):
                 refund = prorate(org.seat_prices[seat_type], quantity, term, today)
-                line = InvoiceLine(f"{quantity} × {seat_type} seats removed from {today} to {term.end} "
-                                   f"({refund.days_remaining}/{refund.days_in_term} days)", -refund.amount,
-                                   quantity=quantity)
+                line = InvoiceLine(
+                    f"{quantity} × {seat_type} seats removed from {today} to {term.end} "
+                    f"({refund.days_remaining}/{refund.days_in_term} days)",
+                    -refund.amount,
+                    quantity=quantity,
+                )
                 invoice_id = billing_repo.issue(conn, org_id, "credit_note", [line], now)
                 result["credit_note"] = billing_repo.load_invoice(conn, org_id, invoice_id).to_json()
-            conn.execute(seat_changes.insert().values(
-                organization_id=org_id, id=new_id("sc"), kind="reduction", seat_type=seat_type, quantity=-quantity,
-                effective_date=today, term_start=term.start, invoice_id=invoice_id, actor=_actor(principal),
-                created_at=now))
+            conn.execute(
+                seat_changes.insert().values(
+                    organization_id=org_id,
+                    id=new_id("sc"),
+                    kind="reduction",
+                    seat_type=seat_type,
+                    quantity=-quantity,
+                    effective_date=today,
+                    term_start=term.start,
+                    invoice_id=invoice_id,
+                    actor=_actor(principal),
+                    created_at=now,
+                )
+            )
         result["seats"] = _seats_view(conn, org)
         uow.commit()
     return result
@@ -180,8 +225,11 @@ def assign_seat(app: App, principal: Principal, org_id: str, member_id: str, raw
         if wanted is not None and not billing_repo.take_seat(conn, org_id, wanted):
             purchased, assigned = billing_repo.seat_rows(conn, org_id).get(wanted, (0, 0))
             check_assignable(wanted, purchased, assigned + 1)
-        conn.execute(update(members).where(members.c.organization_id == org_id, members.c.id == member_id)
-                     .values(seat_type=wanted))
+        conn.execute(
+            update(members)
+            .where(members.c.organization_id == org_id, members.c.id == member_id)
+            .values(seat_type=wanted)
+        )
         uow.commit()
     return {"member_id": member_id, "seat_type": wanted}
 
@@ -196,15 +244,21 @@ def list_seats(app: App, principal: Principal, org_id: str) -> dict[str, Any]:
 def _seats_view(conn: Any, org: Organization) -> dict[str, Any]:
     counts = billing_repo.seat_rows(conn, org.id)
     term = current_term(org)
-    pending = conn.execute(select(scheduled_reductions).where(
-        scheduled_reductions.c.organization_id == org.id, scheduled_reductions.c.status == "scheduled")
-        .order_by(scheduled_reductions.c.created_at)).all()
+    pending = conn.execute(
+        select(scheduled_reductions)
+        .where(scheduled_reductions.c.organization_id == org.id, scheduled_reductions.c.status == "scheduled")
+        .order_by(scheduled_reductions.c.created_at)
+    ).all()
     return {
         "term": {"start": term.start.isoformat(), "end": term.end.isoformat()},
         "data": [
-            {"seat_type": t, "purchased": counts.get(t, (0, 0))[0], "assigned": counts.get(t, (0, 0))[1],
-             "available": counts.get(t, (0, 0))[0] - counts.get(t, (0, 0))[1],
-             "price_per_month": str(org.seat_prices[t]) if t in org.seat_prices else None}
+            {
+                "seat_type": t,
+                "purchased": counts.get(t, (0, 0))[0],
+                "assigned": counts.get(t, (0, 0))[1],
+                "available": counts.get(t, (0, 0))[0] - counts.get(t, (0, 0))[1],
+                "price_per_month": str(org.seat_prices[t]) if t in org.seat_prices else None,
+            }
             for t in SEAT_TYPES[org.plan]
         ],
         "scheduled_reductions": [

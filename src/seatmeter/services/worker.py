@@ -15,9 +15,10 @@ from seatmeter.adapters import orgs_repo
 from seatmeter.adapters.tables import organizations
 from seatmeter.adapters.tables_billing import period_closes
 from seatmeter.bootstrap import App
+from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.periods import parse_period_key, period_containing
 from seatmeter.domain.proration import local_date
-from seatmeter.services import holds
+from seatmeter.services import holds, notifications
 from seatmeter.services.billing import Busy, close_period_now
 from seatmeter.services.renewals import renew_now
 from seatmeter.services.seats import current_term
@@ -33,20 +34,39 @@ class WorkerReport:
     renewed: list[str] = field(default_factory=list)
     expired_holds: int = 0
     skipped_busy: int = 0
+    errors: list[str] = field(default_factory=list)  # one organization's problem never stops the others
+    notifications: dict[str, int] = field(default_factory=dict)  # delivered / retrying / failed this pass
 
     def to_json(self) -> dict[str, object]:
-        return {"closed": [f"{o} {p}" for o, p in self.closed], "renewed": self.renewed,
-                "expired_holds": self.expired_holds, "skipped_busy": self.skipped_busy}
+        return {
+            "closed": [f"{o} {p}" for o, p in self.closed],
+            "renewed": self.renewed,
+            "expired_holds": self.expired_holds,
+            "skipped_busy": self.skipped_busy,
+            "errors": self.errors,
+            "notifications": self.notifications,
+        }
 
 
 def run_worker_once(app: App) -> WorkerReport:
     report = WorkerReport()
     report.expired_holds = holds.expire_holds(app.uow(), app.clock.now())
     with app.uow() as uow:
-        orgs = uow.conn.execute(select(organizations.c.id, organizations.c.timezone, organizations.c.billing_anchor_day,
-                                       organizations.c.created_at).order_by(organizations.c.id)).all()
-        last_closed = dict(uow.conn.execute(select(period_closes.c.organization_id, func.max(period_closes.c.period))
-                                            .group_by(period_closes.c.organization_id)).all())
+        orgs = uow.conn.execute(
+            select(
+                organizations.c.id,
+                organizations.c.timezone,
+                organizations.c.billing_anchor_day,
+                organizations.c.created_at,
+            ).order_by(organizations.c.id)
+        ).all()
+        last_closed = dict(
+            uow.conn.execute(
+                select(period_closes.c.organization_id, func.max(period_closes.c.period)).group_by(
+                    period_closes.c.organization_id
+                )
+            ).all()
+        )
     for org in orgs:
         now = app.clock.now()
         try:
@@ -57,6 +77,9 @@ def run_worker_once(app: App) -> WorkerReport:
                 report.renewed.append(org.id)
         except Busy:
             report.skipped_busy += 1
+        except SeatmeterError as exc:
+            report.errors.append(f"{org.id}: {exc.code}: {exc.message}")
+    report.notifications = notifications.deliver_once(app).to_json()
     return report
 
 

@@ -83,24 +83,41 @@ def assign_seat(org: str, member: str, body: SeatAssignment, app: AppDep, who: W
 @router.get(
     "/organizations/{org}/invoices/{invoice}",
     tags=["billing"],
-    responses={200: {"content": {"text/csv": {}, "text/html": {}},
-                     "description": "JSON; CSV with a .csv suffix or Accept: text/csv; a printable page with .html"}},
+    responses={
+        200: {
+            "content": {"text/csv": {}, "text/html": {}},
+            "description": "JSON; CSV with a .csv suffix or Accept: text/csv; a printable page with .html",
+        }
+    },
 )
-def get_invoice(org: str, invoice: Annotated[str, Path(max_length=60)], request: Request, app: AppDep,
-                who: Who) -> Any:
+def get_invoice(org: str, invoice: Annotated[str, Path(max_length=60)], request: Request, app: AppDep, who: Who) -> Any:
     accept = request.headers.get("accept", "")
     if invoice.endswith(".csv") or (accept.startswith("text/csv")):
         invoice_id = invoice.removesuffix(".csv")
-        return PlainTextResponse(billing.invoice_csv(app, who, org, invoice_id), media_type="text/csv",
-                                 headers={"Content-Disposition": f'attachment; filename="{invoice_id}.csv"'})
+        return PlainTextResponse(
+            billing.invoice_csv(app, who, org, invoice_id),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{invoice_id}.csv"'},
+        )
     if invoice.endswith(".html") or accept.startswith("text/html"):
         return HTMLResponse(billing.invoice_html(app, who, org, invoice.removesuffix(".html")))
     return billing.get_invoice(app, who, org, invoice).to_json()
 
 
+class CreditNote(_Body):
+    positions: list[StrictInt] | None = Field(None, description="Lines to reverse (1-based); all when absent.")
+    reason: StrictStr | None = None
+
+
+@router.post("/organizations/{org}/invoices/{invoice}/credit-notes", status_code=201, tags=["billing"])
+def issue_credit_note(org: str, invoice: str, body: CreditNote, app: AppDep, who: Who) -> dict[str, Any]:
+    return billing.issue_credit_note(app, who, org, invoice, _dump(body))
+
+
 @router.post("/organizations/{org}/periods/{period}/close", tags=["billing"])
-def close_period(org: str, period: Annotated[str, Path(pattern=r"^\d{4}-\d{2}$")], app: AppDep,
-                 who: Who) -> dict[str, Any]:
+def close_period(
+    org: str, period: Annotated[str, Path(pattern=r"^\d{4}-\d{2}$")], app: AppDep, who: Who
+) -> dict[str, Any]:
     return billing.close_period(app, who, org, period)
 
 
@@ -117,5 +134,3 @@ def set_allowances(org: str, body: Allowances, app: AppDep, who: Who) -> dict[st
 @router.put("/organizations/{org}/extra-usage", tags=["seats"])
 def set_extra_usage(org: str, body: ExtraUsage, app: AppDep, who: Who) -> dict[str, Any]:
     return billing.set_extra_usage(app, who, org, _dump(body))
-
-

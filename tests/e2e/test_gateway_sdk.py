@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anthropic
@@ -36,10 +36,13 @@ class Stack:
     fake: FakeAnthropic
     org: Org
     member: dict[str, Any]
+    clients: list[anthropic.Anthropic] = field(default_factory=list)
 
     def client(self, **kw: Any) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=f"{self.url}/gateway/anthropic",
-                                   api_key=kw.pop("api_key", self.member["api_key"]), max_retries=0, **kw)
+        client = anthropic.Anthropic(base_url=f"{self.url}/gateway/anthropic",
+                                     api_key=kw.pop("api_key", self.member["api_key"]), max_retries=0, **kw)
+        self.clients.append(client)
+        return client
 
     def async_client(self) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(base_url=f"{self.url}/gateway/anthropic", api_key=self.member["api_key"],
@@ -102,7 +105,10 @@ def stack(database_url: str, clock: FixedClock, upstream: tuple[FakeAnthropic, s
             api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "100.00",
                      "idempotency_key": "buy-1"}, key=org.owner_key, expect=201)
             member = add_member(api, org, "dev@acme.test")
-            yield Stack(app, url, api, fake, org, member)
+            stack = Stack(app, url, api, fake, org, member)
+            yield stack
+            for client in stack.clients:
+                client.close()
     finally:
         app.engine.dispose()
 
@@ -358,6 +364,7 @@ def test_an_unreachable_upstream_is_a_retryable_error_and_voids_the_hold(stack: 
     with serve_in_thread(create_app(stack.app)) as url:
         client = anthropic.Anthropic(base_url=f"{url}/gateway/anthropic", api_key=stack.member["api_key"],
                                      max_retries=0)
+        stack.clients.append(client)
         with pytest.raises(anthropic.APIStatusError) as failed:
             client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
     assert failed.value.status_code == 503

@@ -14,9 +14,9 @@ def fake():
 
 @pytest.fixture
 def client(fake):
-    with serve_in_thread(fake.app()) as url:
-        yield anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0,
-                                  default_headers={"x-api-key": "sk-vendor"})
+    with serve_in_thread(fake.app()) as url, anthropic.Anthropic(
+            base_url=url, api_key="unused", max_retries=0, default_headers={"x-api-key": "sk-vendor"}) as client:
+        yield client
 
 
 def test_the_sdk_reads_a_fake_message_with_usage(client, fake):
@@ -49,5 +49,5 @@ def test_the_fake_answers_vendor_shaped_errors(client, fake):
 def test_the_fake_refuses_a_wrong_vendor_key(fake):
     with serve_in_thread(fake.app()) as url:
         client = anthropic.Anthropic(base_url=url, api_key="x", max_retries=0, default_headers={"x-api-key": "bad"})
-        with pytest.raises(anthropic.AuthenticationError):
+        with client, pytest.raises(anthropic.AuthenticationError):
             client.messages.create(model="m", max_tokens=3, messages=[{"role": "user", "content": "x"}])

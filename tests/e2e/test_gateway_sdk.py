@@ -371,3 +371,12 @@ def test_an_unreachable_upstream_is_a_retryable_error_and_voids_the_hold(stack: 
     assert failed.value.body["error"]["code"] == "service_unavailable"  # type: ignore[index]
     assert failed.value.response.headers["x-should-retry"] == "true"
     assert stack.held_nano() == 0 and stack.events() == []
+
+
+def test_counting_tokens_passes_through_for_members_only(stack: Stack) -> None:
+    counted = stack.client().messages.count_tokens(model=SONNET, messages=HELLO)
+    assert counted.input_tokens == stack.fake.count_input({"messages": HELLO})
+    assert stack.fake.last_request.headers["x-api-key"] == VENDOR_KEY
+    with pytest.raises(anthropic.AuthenticationError):
+        stack.client(api_key="sk-nobody").messages.count_tokens(model=SONNET, messages=HELLO)
+    assert stack.events() == []

@@ -72,6 +72,7 @@ class FakeAnthropic:
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/v1/messages", self._messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
             Route("/v1/messages/batches", self._create_batch, methods=["POST"]),
             Route("/v1/messages/batches/{batch_id}", self._retrieve_batch, methods=["GET"]),
             Route("/v1/messages/batches/{batch_id}/results", self._batch_results, methods=["GET"]),
@@ -120,6 +121,13 @@ class FakeAnthropic:
             "stop_reason": stop_reason, "stop_sequence": None, "usage": usage,
         }
         return JSONResponse(message, headers={"request-id": f"req_{message_id}"})
+
+    async def _count_tokens(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        self.requests.append(ReceivedRequest(dict(request.headers), body))
+        if self.api_key is not None and request.headers.get("x-api-key") != self.api_key:
+            return self._error(401, "authentication_error", "invalid x-api-key")
+        return JSONResponse({"input_tokens": self.count_input(body)})
 
     def _usage(self, body: Mapping[str, Any], *, output_tokens: int) -> dict[str, Any]:
         writes = self.cache_write_5m_tokens + self.cache_write_1h_tokens

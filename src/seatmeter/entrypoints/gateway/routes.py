@@ -85,6 +85,25 @@ async def messages(request: Request) -> Response:
     return await _complete(app, admission, response)
 
 
+@router.post("/v1/messages/count_tokens", summary="Count a request's input tokens (free; passed to the vendor)")
+async def count_tokens(request: Request) -> Response:
+    try:
+        await run_in_threadpool(gateway.identify, seatmeter_app(request), caller_key(request),
+                                request.headers.get("x-seatmeter-member"))
+        body: Any = json.loads(await request.body())
+    except SeatmeterError as refused:
+        return refusal_response(refused)
+    except ValueError:
+        return anthropic_error(400, "the body is not valid JSON", code="invalid_request")
+    try:
+        response = await upstream_for(request).call("POST", "/v1/messages/count_tokens", request.headers,
+                                                    request.url.query, body)
+    except httpx.HTTPError as exc:
+        return anthropic_error(503, f"the upstream Messages API could not be reached ({type(exc).__name__})",
+                               code="service_unavailable", resume="Try again shortly.")
+    return Response(response.content, status_code=response.status_code, headers=passed_headers(response))
+
+
 async def _complete(app: App, admission: gateway.Admission, response: httpx.Response) -> Response:
     content = await response.aread()
     headers = _passed_headers(response, admission)

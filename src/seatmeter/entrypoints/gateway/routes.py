@@ -67,17 +67,17 @@ async def messages(request: Request) -> Response:
     except* httpx.HTTPError as failed:
         unreachable = type(failed.exceptions[0]).__name__
     if unreachable is not None:
-        await run_in_threadpool(gateway.void, app, admission)
+        await _release(app, admission)
         return anthropic_error(503, f"the upstream Messages API could not be reached ({unreachable})",
                                code="service_unavailable", resume="Try again shortly.")
     if not answered or response is None:
         # The client left before the vendor answered: the request to the vendor was abandoned with it.
-        await run_in_threadpool(gateway.void, app, admission)
+        await _release(app, admission)
         return Response(status_code=499)
     if response.status_code != 200:
         content = await response.aread()
         await response.aclose()
-        await run_in_threadpool(gateway.void, app, admission)
+        await _release(app, admission)
         return Response(content, status_code=response.status_code, headers=_passed_headers(response, admission),
                         media_type=response.headers.get("content-type", "application/json"))
     if body.get("stream"):
@@ -102,6 +102,14 @@ async def count_tokens(request: Request) -> Response:
         return anthropic_error(503, f"the upstream Messages API could not be reached ({type(exc).__name__})",
                                code="service_unavailable", resume="Try again shortly.")
     return Response(response.content, status_code=response.status_code, headers=passed_headers(response))
+
+
+async def _release(app: App, admission: gateway.Admission) -> None:
+    """Void the hold; if that fails (the database is down), the hold expires on its own and the log says so."""
+    try:
+        await run_in_threadpool(gateway.void, app, admission)
+    except SeatmeterError as exc:
+        log.error("hold %s could not be voided: %s %s", admission.hold_id, exc.code, exc.message)
 
 
 async def _complete(app: App, admission: gateway.Admission, response: httpx.Response) -> Response:

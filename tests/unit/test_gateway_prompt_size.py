@@ -4,7 +4,12 @@ import json
 import pytest
 
 from seatmeter.domain.errors import InvalidRequest
-from seatmeter.domain.prompt_size import IMAGE_TOKENS_CEILING, input_tokens_bound, requested_max_tokens
+from seatmeter.domain.prompt_size import (
+    CONTEXT_WINDOW_CEILING,
+    IMAGE_TOKENS_CEILING,
+    input_tokens_bound,
+    requested_max_tokens,
+)
 
 
 def test_bound_is_at_least_the_utf8_bytes_of_the_prompt_text():
@@ -51,3 +56,10 @@ def test_max_tokens_must_be_a_positive_integer(value):
 
 def test_max_tokens_is_read():
     assert requested_max_tokens({"max_tokens": 1024}) == 1024
+
+
+def test_a_large_document_is_bounded_by_the_largest_context_window():
+    pdf = base64.b64encode(b"%PDF-1.7" + b"\0" * 3_000_000).decode()
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}}]}]}
+    assert input_tokens_bound(body) == CONTEXT_WINDOW_CEILING

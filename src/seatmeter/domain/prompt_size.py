@@ -7,7 +7,9 @@ ceiling instead of its base64 size. Fixed allowances cover what the vendor adds 
 tokens per message and the system prompt that comes with tool use.
 
 The bound is deliberately high (English averages about four bytes per token): a hold must cover what the
-request can cost, and the settle releases whatever was not used.
+request can cost, and the settle releases whatever was not used. It never exceeds the largest context window
+the vendor offers, since a longer prompt is refused rather than billed (documents sent as base64 would
+otherwise count every byte).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 
 from seatmeter.domain.errors import InvalidRequest
 
-__all__ = ["IMAGE_TOKENS_CEILING", "input_tokens_bound", "requested_max_tokens"]
+__all__ = ["CONTEXT_WINDOW_CEILING", "IMAGE_TOKENS_CEILING", "input_tokens_bound", "requested_max_tokens"]
+
+CONTEXT_WINDOW_CEILING = 1_000_000  # the largest context window of any Claude model
 
 IMAGE_TOKENS_CEILING = 4_800  # the largest image the API accepts, after its resizing, is below this
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators around each message
@@ -52,7 +56,7 @@ def input_tokens_bound(body: Mapping[str, Any]) -> int:
     bound += sum(_measure(body[field]) for field in _PROMPT_FIELDS if field in body)
     if body.get("tools"):
         bound += TOOL_USE_OVERHEAD_TOKENS
-    return bound
+    return min(bound, CONTEXT_WINDOW_CEILING)
 
 
 def requested_max_tokens(body: Mapping[str, Any]) -> int:

@@ -15,7 +15,7 @@ from benchmarks.registry import REGISTRY, Result, Size
 
 # Each module registers its benchmarks on import. Modules that another branch may not have merged yet
 # (gateway_overhead) are optional.
-MODULES = ["holds", "http", "ingest", "summary", "close_period"]
+MODULES = ["holds", "http_bench", "ingest", "summary", "close_period"]
 OPTIONAL_MODULES = ["gateway_overhead"]
 
 

@@ -22,6 +22,7 @@ from seatmeter.settings import Settings
 
 __all__ = [
     "DEFAULT_POSTGRES_URL",
+    "OPERATOR_KEY",
     "OPERATOR",
     "BenchOrg",
     "fresh_postgres",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
@@ -28,6 +30,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.state.seatmeter = seatmeter
     errors.install(api)
     api.include_router(core_router)
+    _hoist_inline_definitions(api)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -40,6 +43,28 @@ def create_app(app: App | None = None) -> FastAPI:
         return metrics.render()
 
     return api
+
+
+def _hoist_inline_definitions(api: FastAPI) -> None:
+    """Request schemas given by hand (openapi_extra) carry their own `$defs` while their `$ref`s point at
+    #/components/schemas: move the definitions there, so that every reference in the document resolves."""
+    build_schema = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema:
+            return api.openapi_schema
+        schema = build_schema()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for operations in schema.get("paths", {}).values():
+            for op in operations.values():
+                content = op.get("requestBody", {}).get("content", {}) if isinstance(op, dict) else {}
+                for media in content.values():
+                    for name, definition in media.get("schema", {}).pop("$defs", {}).items():
+                        components.setdefault(name, definition)
+        api.openapi_schema = schema
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 def serve_app() -> FastAPI:

@@ -46,7 +46,9 @@ def start_server(url: str, port: int, workers: int = WORKERS, **env: str) -> sub
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"seatmeter serve exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            message = proc.stderr.read().decode() if proc.stderr else ""
+            stop_server(proc)
+            raise RuntimeError(f"seatmeter serve exited: {message}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
@@ -56,14 +58,17 @@ def start_server(url: str, port: int, workers: int = WORKERS, **env: str) -> sub
     raise RuntimeError("seatmeter serve did not answer /healthz within 60 s")
 
 
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
+def stop_server(proc: subprocess.Popen[bytes], sig: int = 15) -> None:
+    """Stop the server's whole process group (master and workers); SIGKILL if it lingers, or if asked to."""
     if proc.poll() is None:
-        os.killpg(proc.pid, 15)
+        os.killpg(proc.pid, sig)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
+    if proc.stderr:
+        proc.stderr.close()
 
 
 def _load(base: str, key: str, org: str, members: list[str], seconds: float, mode: str) -> dict[str, object]:

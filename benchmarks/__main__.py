@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<24} skipped: {result.extra['skipped']}", flush=True)
         else:
             print(f"{name:<24} {result.value} {result.unit}  raw_limit {result.raw_limit}  ratio {result.ratio}"
-                  f"  {({k: v for k, v in result.extra.items()})}  ({took:.1f}s)", flush=True)
+                  f"  {dict(result.extra)}  ({took:.1f}s)", flush=True)
     Path(args.out).write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
     print(f"wrote {args.out}")
     return 1 if failed else 0

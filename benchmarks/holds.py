@@ -44,13 +44,15 @@ AUTHORIZE = [
 LOCK = ("SELECT * FROM limit_accounts WHERE organization_id = {p} AND (account, period) IN (({p}, {p}), ({p}, {p}), "
         "({p}, {p})) ORDER BY account, period{lock}")
 RESERVE = ("UPDATE limit_accounts SET held_nano = held_nano + {p} WHERE organization_id = {p} AND (account, period) IN "
-           "(({p}, {p}), ({p}, {p}), ({p}, {p})) AND (limit_nano IS NULL OR posted_nano + held_nano + {p} <= limit_nano)")
+           "(({p}, {p}), ({p}, {p}), ({p}, {p})) "
+           "AND (limit_nano IS NULL OR posted_nano + held_nano + {p} <= limit_nano)")
 INSERT_HOLD = ("INSERT INTO holds (organization_id, id, idempotency_key, fingerprint, member_id, model, surface, "
                "amount_nano, max_output_tokens, accounts, period, status, created_at, expires_at) VALUES "
                "({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, NULL, {p}, {p}, 'open', {p}, {p})")
 CLOSE_HOLD = ("UPDATE holds SET status = 'settled', closed_at = {p}, event_id = {p} WHERE organization_id = {p} "
               "AND id = {p} AND status = 'open' AND expires_at > {p} RETURNING *")
-INSERT_EVENT = ("INSERT INTO usage_events (organization_id, id, idempotency_key, fingerprint, member_id, model, surface, "
+INSERT_EVENT = ("INSERT INTO usage_events (organization_id, id, idempotency_key, fingerprint, member_id, model, "
+                "surface, "
                 "service_tier, occurred_at, period, input_tokens, output_tokens, cache_write_5m_tokens, "
                 "cache_write_1h_tokens, cache_read_tokens, cost_nano, price_version, hold_id, exceeded_hold, "
                 "recorded_at) VALUES ({p}, {p}, {p}, 'fp', {p}, 'claude-sonnet-4-5', 'api', 'standard', {p}, {p}, "

@@ -16,7 +16,9 @@ def check_after_fault(url: str, org_id: str, ack: Acknowledged) -> dict[str, int
         keys = {r[0] for r in conn.execute(text(
             "SELECT idempotency_key FROM usage_events WHERE organization_id = :o"), {"o": org_id})}
         assert ack.events <= keys, f"{len(ack.events - keys)} acknowledged events are missing"
-        duplicated = one("SELECT count(*) - count(DISTINCT idempotency_key) FROM usage_events WHERE organization_id = :o")
+        duplicated = one(
+            "SELECT count(*) - count(DISTINCT idempotency_key) FROM usage_events WHERE organization_id = :o"
+        )
         assert duplicated == 0
         hold_ids = {r[0] for r in conn.execute(text("SELECT id FROM holds WHERE organization_id = :o"), {"o": org_id})}
         assert ack.holds <= hold_ids, f"{len(ack.holds - hold_ids)} acknowledged holds are missing"

@@ -34,7 +34,9 @@ def _sqlite_engine(url: str, pool_size: int = 20) -> Engine:
     is_memory = url in ("sqlite://", "sqlite:///:memory:")
     # Pooled connections: closing the last connection to a WAL database checkpoints it, and a fresh
     # connection re-runs the PRAGMAs; with NullPool every transaction paid both (about 5 ms).
-    pool: dict[str, Any] = {} if is_memory else {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": pool_size}
+    pool: dict[str, Any] = {}
+    if not is_memory:
+        pool = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": pool_size}
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},

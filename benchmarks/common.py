@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, text, update
 
 from seatmeter.adapters.clock import SystemClock
 from seatmeter.adapters.db import upgrade
@@ -94,6 +94,8 @@ def make_org(app: App, *, members_n: int = 4, credits_usd: str = "1000000.00", o
     )
     owner_p = Principal(PrincipalKind.MEMBER, org.id, owner.id, "primary_owner")
     member_ids = [owner.id]
+    with app.engine.begin() as conn:  # set-up: a member needs a seat to use the product
+        conn.execute(update(members).where(members.c.organization_id == org.id).values(seat_type="enterprise"))
     if members_n > 1:
         member_ids += bulk_members(app, org.id, members_n - 1)
     if channel == "self_serve":
@@ -112,7 +114,8 @@ def bulk_members(app: App, org_id: str, n: int) -> list[str]:
     with app.engine.begin() as conn:
         conn.execute(insert(members), [
             {"organization_id": org_id, "id": m, "email": f"m{i}@bench.test", "name": f"Member {i}",
-             "role": "member", "created_at": now} for i, m in enumerate(ids)
+             "role": "member", "seat_type": "enterprise", "created_at": now}
+            for i, m in enumerate(ids)
         ])
         conn.execute(insert(api_keys), [
             {"key_hash": f"{org_id}-{m}", "organization_id": org_id, "member_id": m, "kind": "member",

@@ -60,9 +60,7 @@ INSERT_EVENT = ("INSERT INTO usage_events (organization_id, id, idempotency_key,
 INSERT_LEDGER = ("INSERT INTO ledger_entries (organization_id, id, kind, debit_account, credit_account, amount_nano, "
                  "reference, created_at) VALUES ({p}, {p}, 'usage', 'credits', 'revenue', {p}, {p}, {p})")
 RELEASE = ("UPDATE limit_accounts SET held_nano = held_nano - {p}, posted_nano = posted_nano + {p} WHERE "
-           "(organization_id, account, period) IN (SELECT organization_id, account, period FROM limit_accounts "
-           "WHERE organization_id = {p} AND (account, period) IN (({p}, {p}), ({p}, {p}), ({p}, {p})) "
-           "ORDER BY account, period{lock})")
+           "organization_id = {p} AND (account, period) IN (({p}, {p}), ({p}, {p}), ({p}, {p}))")
 
 
 def _raw_pair(cur: Any, begin: str, p: str, lock: str, org_id: str, member: str, key: str, period: str,
@@ -92,7 +90,10 @@ def _raw_pair(cur: Any, begin: str, p: str, lock: str, org_id: str, member: str,
     cur.execute(INSERT_EVENT.format(p=p), (org_id, event_id, f"hold:{hold_id}", member, now, period, COST_NANO,
                                            hold_id, now))
     cur.execute(INSERT_LEDGER.format(p=p), (org_id, "le_" + secrets.token_hex(10), COST_NANO, event_id, now))
-    cur.execute(RELEASE.format(p=p, lock=lock), (HOLD_NANO, COST_NANO, org_id, *accounts))
+    if lock:  # PostgreSQL: settle locks the limit rows in the fixed order before releasing (limits_repo.release)
+        cur.execute(LOCK.format(p=p, lock=lock), (org_id, *accounts))
+        cur.fetchall()
+    cur.execute(RELEASE.format(p=p), (HOLD_NANO, COST_NANO, org_id, *accounts))
     cur.execute("COMMIT")
 
 

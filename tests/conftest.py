@@ -164,7 +164,7 @@ class Org:
     service_key: str
 
 
-def create_org(api: Api, channel: str = "self_serve", timezone: str = "UTC", **extra: Any) -> Org:
+def create_org(api: Api, channel: str = "self_serve", timezone: str = "UTC", seats: int = 20, **extra: Any) -> Org:
     body = {
         "name": "Acme",
         "timezone": timezone,
@@ -177,14 +177,23 @@ def create_org(api: Api, channel: str = "self_serve", timezone: str = "UTC", **e
     }
     org = api.post("/v1/organizations", body, expect=201)
     service = api.post(f"/v1/organizations/{org['id']}/service-keys", key=org["primary_owner"]["api_key"], expect=201)
+    if seats:  # a member needs a seat to use the product: buy some, and seat the primary owner
+        api.post(f"/v1/organizations/{org['id']}/seats", {"seat_type": "enterprise", "quantity": seats}, expect=201)
+        api.put(
+            f"/v1/organizations/{org['id']}/members/{org['primary_owner']['id']}/seat",
+            {"seat_type": "enterprise"},
+            expect=200,
+        )
     return Org(org["id"], org["primary_owner"]["id"], org["primary_owner"]["api_key"], service["api_key"])
 
 
-def add_member(api: Api, org: Org, email: str, role: str = "member") -> dict[str, Any]:
+def add_member(api: Api, org: Org, email: str, role: str = "member", seat: str | None = "enterprise") -> dict[str, Any]:
     member: dict[str, Any] = api.post(
         f"/v1/organizations/{org.id}/members",
         {"email": email, "name": email.split("@")[0], "role": role},
         key=org.owner_key,
         expect=201,
     )
+    if seat:
+        api.put(f"/v1/organizations/{org.id}/members/{member['id']}/seat", {"seat_type": seat}, expect=200)
     return member

@@ -111,20 +111,18 @@ def reserve(conn: Connection, org_id: str, keys: Sequence[Key], amount_nano: int
 
 def release(conn: Connection, org_id: str, keys: Sequence[Key], held_nano: int, posted_nano: int) -> None:
     """End a hold: release what it held and post what it cost (0 for a void or an expiry)."""
-    where: object = _where(org_id, keys)
     if conn.dialect.name == "postgresql":
-        # Lock in the fixed order, as authorize does: a bare UPDATE locks rows in whatever order its plan
-        # visits them, and a settle and an authorize of one organization could then deadlock.
-        ordered = (
-            select(la.c.organization_id, la.c.account, la.c.period)
+        # Lock in the fixed order first, as authorize does: a bare UPDATE locks rows in whatever order its
+        # plan visits them, and a settle and an authorize of one organization could then deadlock.
+        conn.execute(
+            select(la.c.account)
             .where(_where(org_id, keys))  # type: ignore[arg-type]
             .order_by(la.c.account, la.c.period)
             .with_for_update()
-        )
-        where = tuple_(la.c.organization_id, la.c.account, la.c.period).in_(ordered)
+        ).all()
     result = conn.execute(
         update(la)
-        .where(where)  # type: ignore[arg-type]
+        .where(_where(org_id, keys))  # type: ignore[arg-type]
         .values(held_nano=la.c.held_nano - held_nano, posted_nano=la.c.posted_nano + posted_nano)
     )
     if result.rowcount != len(set(keys)):

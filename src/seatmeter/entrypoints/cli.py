@@ -16,6 +16,8 @@ from rich.table import Table
 from seatmeter.bootstrap import App, build
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import SeatmeterError
+from seatmeter.entrypoints import cli_billing
+from seatmeter.entrypoints.cli_notify import notify_app
 from seatmeter.settings import Settings
 
 app = typer.Typer(help="seatmeter: billing and real-time spend control.", no_args_is_help=True)
@@ -33,6 +35,8 @@ app.add_typer(credits_app, name="credits")
 app.add_typer(caps_app, name="caps")
 app.add_typer(usage_app, name="usage")
 app.add_typer(prices_app, name="price-book")
+cli_billing.register(app)
+app.add_typer(notify_app, name="notify")
 
 OPERATOR = Principal(PrincipalKind.OPERATOR)
 console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
@@ -40,8 +44,15 @@ T = TypeVar("T")
 
 # The CLI's twin of the API's status table: one exit code per family of errors.
 EXIT_CODES = {
-    "invalid_request": 2, "unknown_model": 2, "unauthenticated": 3, "forbidden": 3, "not_found": 4,
-    "idempotency_conflict": 5, "seat_removal_not_allowed": 5, "hold_not_open": 5, "service_unavailable": 7,
+    "invalid_request": 2,
+    "unknown_model": 2,
+    "unauthenticated": 3,
+    "forbidden": 3,
+    "not_found": 4,
+    "idempotency_conflict": 5,
+    "seat_removal_not_allowed": 5,
+    "hold_not_open": 5,
+    "service_unavailable": 7,
 }
 USAGE_REFUSED_EXIT = 6
 
@@ -65,8 +76,11 @@ def _print_json(data: Any) -> None:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000,
-          workers: int = typer.Option(1, help="worker processes (each with its own database pool)")) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = typer.Option(1, help="worker processes (each with its own database pool)"),
+) -> None:
     """Serve the API, the dashboard and /openapi.json."""
     import uvicorn
 
@@ -74,10 +88,18 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     from seatmeter.adapters.db import upgrade
 
     upgrade(settings.database_url)
-    console.print(f"seatmeter on http://{host}:{port}  (API docs: http://{host}:{port}/docs, "
-                  f"database: {settings.database_url})")
-    uvicorn.run("seatmeter.entrypoints.api.app:serve_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    console.print(
+        f"seatmeter on http://{host}:{port}  (API docs: http://{host}:{port}/docs, database: {settings.database_url})"
+    )
+    uvicorn.run(
+        "seatmeter.entrypoints.api.app:serve_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @app.command()
@@ -91,8 +113,10 @@ def demo() -> None:
     console.print(f"  owner   {keys.owner_key}")
     console.print(f"  member  {keys.member_key}   (Alice, capped at 20.00 USD a month)")
     console.print(f"  service {keys.service_key}")
-    console.print(f"Try: curl -H 'Authorization: Bearer {keys.owner_key}' "
-                  f"http://127.0.0.1:8000/v1/organizations/{keys.organization_id}/usage/summary")
+    console.print(
+        f"Try: curl -H 'Authorization: Bearer {keys.owner_key}' "
+        f"http://127.0.0.1:8000/v1/organizations/{keys.organization_id}/usage/summary"
+    )
 
 
 @db_app.command("upgrade")
@@ -106,18 +130,31 @@ def db_upgrade() -> None:
 
 
 @orgs_app.command("create")
-def orgs_create(name: str, owner_email: str, owner_name: str = "", timezone: str = "UTC",
-                plan: str = "usage_based", channel: str = "self_serve", term_start: str = "",
-                seat_price: list[str] = typer.Option([], help="seat_type=USD per seat per month, e.g. enterprise=10.00"),
-                anchor_day: int = 1) -> None:
+def orgs_create(
+    name: str,
+    owner_email: str,
+    owner_name: str = "",
+    timezone: str = "UTC",
+    plan: str = "usage_based",
+    channel: str = "self_serve",
+    term_start: str = "",
+    seat_price: list[str] = typer.Option([], help="seat_type=USD per seat per month, e.g. enterprise=10.00"),
+    anchor_day: int = 1,
+) -> None:
     """Create an organization and its primary owner; prints the owner's key once."""
     from seatmeter.services.organizations import create_organization
 
     application = _app()
     prices = dict(p.split("=", 1) for p in seat_price)
-    body: dict[str, Any] = {"name": name, "timezone": timezone, "plan": plan, "channel": channel,
-                            "seat_prices": prices, "billing_anchor_day": anchor_day,
-                            "primary_owner": {"email": owner_email, "name": owner_name or owner_email}}
+    body: dict[str, Any] = {
+        "name": name,
+        "timezone": timezone,
+        "plan": plan,
+        "channel": channel,
+        "seat_prices": prices,
+        "billing_anchor_day": anchor_day,
+        "primary_owner": {"email": owner_email, "name": owner_name or owner_email},
+    }
     if term_start:
         body["term_start"] = term_start
     org, owner = run(lambda: create_organization(application.uow(), OPERATOR, body, application.clock.now()))
@@ -155,29 +192,39 @@ def credits_buy(org: str, amount: str, idempotency_key: str = typer.Option(..., 
     from seatmeter.services.credits import buy_credits
 
     application = _app()
-    balance, invoice = run(lambda: buy_credits(application.uow(), OPERATOR, org, amount, idempotency_key,
-                                               application.clock.now()))
+    balance, invoice = run(
+        lambda: buy_credits(application.uow(), OPERATOR, org, amount, idempotency_key, application.clock.now())
+    )
     console.print(f"balance {balance.balance} USD, available {balance.available} USD, receipt #{invoice['number']}")
 
 
 @caps_app.command("set")
-def caps_set(org: str, limit: str = typer.Argument(..., help='USD per period, or "unlimited"'),
-             member: str = typer.Option("", help="a member id"),
-             default: bool = typer.Option(False, "--default", help="the default cap of members without their own")) -> None:
+def caps_set(
+    org: str,
+    limit: str = typer.Argument(..., help='USD per period, or "unlimited"'),
+    member: str = typer.Option("", help="a member id"),
+    default: bool = typer.Option(False, "--default", help="the default cap of members without their own"),
+) -> None:
     """Set the organization cap, a member's cap (--member) or the default member cap (--default)."""
     from seatmeter.services.caps import set_cap
 
     application = _app()
     scope = "member" if member else "member_default" if default else "organization"
     value = None if limit.lower() in ("unlimited", "null", "none") else limit
-    out = run(lambda: set_cap(application.uow(), OPERATOR, org, scope, value, application.clock.now(),
-                              member_id=member or None))
+    out = run(
+        lambda: set_cap(
+            application.uow(), OPERATOR, org, scope, value, application.clock.now(), member_id=member or None
+        )
+    )
     console.print(f"{scope} cap: {out['limit'] or 'unlimited'}")
 
 
 @usage_app.command("summary")
-def usage_summary(org: str, period: str = typer.Option("", help="YYYY-MM; default the current period"),
-                  as_json: bool = typer.Option(False, "--json")) -> None:
+def usage_summary(
+    org: str,
+    period: str = typer.Option("", help="YYYY-MM; default the current period"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Spend per member for a billing period, with caps and credits."""
     from seatmeter.services.usage import usage_summary as summary
 
@@ -202,23 +249,41 @@ def prices_show(model: str = typer.Option("", help="only this model")) -> None:
     """The price book: every version and its rates in USD per million tokens."""
     application = _app()
     book = application.prices.get(fresh=True)
-    table = Table("version", "effective from", "model", "input", "5m write", "1h write", "cache read", "output",
-                  "above prompt tokens")
+    table = Table(
+        "version",
+        "effective from",
+        "model",
+        "input",
+        "5m write",
+        "1h write",
+        "cache read",
+        "output",
+        "above prompt tokens",
+    )
     for version in book.versions:
         for name, price in sorted(version.models.items()):
             if model and name != book.resolve(model):
                 continue
             for band in price.bands:
                 r = band.rates.to_json()
-                table.add_row(version.id, version.effective_from.date().isoformat(), name, r["input"],
-                              r["cache_write_5m"], r["cache_write_1h"], r["cache_read"], r["output"],
-                              str(band.above_prompt_tokens) if band.above_prompt_tokens else "")
+                table.add_row(
+                    version.id,
+                    version.effective_from.date().isoformat(),
+                    name,
+                    r["input"],
+                    r["cache_write_5m"],
+                    r["cache_write_1h"],
+                    r["cache_read"],
+                    r["output"],
+                    str(band.above_prompt_tokens) if band.above_prompt_tokens else "",
+                )
     console.print(table)
 
 
 @prices_app.command("import")
 def prices_import(file: Path) -> None:
     """Add a price-book version from a JSON file ({id, effective_from, models: {...}}), or a list of them."""
+    from seatmeter.domain.pricing import PriceVersion
     from seatmeter.services.price_book import add_version
 
     application = _app()
@@ -229,9 +294,14 @@ def prices_import(file: Path) -> None:
         raise typer.Exit(2) from None
     documents = data["versions"] if isinstance(data, dict) and "versions" in data else data
     for document in documents if isinstance(documents, list) else [documents]:
-        version = run(lambda d=document: add_version(application.uow(), OPERATOR, d, application.clock.now()))
-        console.print(f"version {version.id} effective {version.effective_from.isoformat()}: "
-                      f"{len(version.models)} models")
+
+        def add(doc: Any = document) -> PriceVersion:
+            return add_version(application.uow(), OPERATOR, doc, application.clock.now())
+
+        version = run(add)
+        console.print(
+            f"version {version.id} effective {version.effective_from.isoformat()}: {len(version.models)} models"
+        )
 
 
 def main() -> None:
@@ -240,4 +310,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

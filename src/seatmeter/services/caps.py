@@ -15,6 +15,7 @@ from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.limits import ORGANIZATION, LimitState, member_account
 from seatmeter.domain.money import Money
 from seatmeter.domain.periods import Period, parse_period_key, period_containing
+from seatmeter.services import notifications
 from seatmeter.services.uow import UnitOfWork
 
 __all__ = ["cap_json", "caps_snapshot", "clear_member_cap", "current_period", "list_caps", "parse_limit", "set_cap"]
@@ -52,7 +53,8 @@ def set_cap(
         conn = uow.conn
         org = orgs_repo.get_organization(conn, org_id)
         if scope == "member":
-            assert member_id is not None  # the route always passes it
+            if member_id is None:
+                raise InvalidRequest("a member cap needs the member's id")
             orgs_repo.get_member(conn, org_id, member_id)
         period = period_containing(now, org.timezone, org.billing_anchor_day).key
         conn.execute(
@@ -69,11 +71,11 @@ def set_cap(
         )
         if scope == "organization":
             limits_repo.set_ceiling(conn, org_id, period, limit_nano, account=ORGANIZATION)
-        elif scope == "member":
-            assert member_id is not None
+        elif member_id is not None:
             limits_repo.set_ceiling(conn, org_id, period, limit_nano, account=member_account(member_id))
         else:
             limits_repo.set_ceiling(conn, org_id, period, limit_nano, default_members=True)
+        notifications.cap_changed(conn, org_id, period, scope, member_id, now)
         uow.commit()
     return {"scope": scope, "member_id": member_id, "limit": None if limit is None else str(limit)}
 
@@ -93,6 +95,7 @@ def clear_member_cap(uow: UnitOfWork, principal: Principal, org_id: str, member_
         period = period_containing(now, org.timezone, org.billing_anchor_day).key
         ceiling = limits_repo.caps_for(conn, org_id, [member_account(member_id)])[member_account(member_id)]
         limits_repo.set_ceiling(conn, org_id, period, ceiling, account=member_account(member_id))
+        notifications.cap_changed(conn, org_id, period, "member", member_id, now)
         uow.commit()
 
 

@@ -15,6 +15,7 @@ from seatmeter.domain.errors import Conflict, InvalidRequest
 from seatmeter.domain.ids import new_id
 from seatmeter.domain.limits import CREDITS
 from seatmeter.domain.money import NANO_PER_CENT, NANO_PER_USD, Money
+from seatmeter.services import notifications
 from seatmeter.services.uow import UnitOfWork
 
 __all__ = ["CreditBalance", "buy_credits", "get_credits"]
@@ -88,6 +89,7 @@ def buy_credits(
             .where(limit_accounts.c.organization_id == org_id, limit_accounts.c.account == CREDITS)
             .values(limit_nano=limit_accounts.c.limit_nano + amount.nano)
         )
+        notifications.limits_changed(conn, org_id, "", [CREDITS], now)
         invoice_id = invoices_repo.issue_invoice(
             conn,
             org_id,

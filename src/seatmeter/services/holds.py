@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from seatmeter.adapters import limits_repo, orgs_repo
 from seatmeter.adapters.tables import holds, ledger_entries, usage_events
 from seatmeter.bootstrap import App
+from seatmeter.domain import seats
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import Conflict, InvalidRequest, NotFound, UsageRefused
 from seatmeter.domain.ids import new_id
@@ -31,6 +32,7 @@ from seatmeter.domain.organization import Organization
 from seatmeter.domain.periods import period_containing
 from seatmeter.domain.pricing import Usage
 from seatmeter.domain.usage import HoldRequest, fingerprint, parse_usage
+from seatmeter.services import entitlements, notifications
 from seatmeter.services.uow import UnitOfWork
 
 __all__ = ["HoldView", "Settled", "authorize", "expire_holds", "settle", "void"]
@@ -82,12 +84,18 @@ def authorize(app: App, principal: Principal, org_id: str, body: Any) -> HoldVie
     principal.require_usage_writer(org_id, request.member_id)
     book = app.prices.resolving(request.model)
     now = app.clock.now()
+    # Refuse an unknown model before holding anything, even for an amount estimate: its settle could never
+    # be priced, so the hold would sit on the limits until it expired.
+    book.price_at(request.model, now)
     if request.amount is not None:
         estimate = Estimate(fixed_nano=request.amount.nano)
     else:
         estimate = book.estimate(request.model, request.input_tokens, request.max_output_tokens, now)
     try:
         return _authorize_once(app, principal, org_id, request, estimate, now)
+    except UsageRefused as refused:
+        notifications.usage_refused(app.engine, org_id, request.member_id, refused.code, now)
+        raise
     except IntegrityError:
         # A concurrent request with the same idempotency key won; answer as its replay.
         return _authorize_once(app, principal, org_id, request, estimate, now)
@@ -114,6 +122,7 @@ def _authorize_once(
             if not _expire_org(conn, org_id, now):
                 raise
             grant = _decide(conn, org_id, keys, estimate, request, period.end)
+        entitlements.check_hold_allowance(conn, org, request.member_id, period.key, grant.amount_nano)
         limits_repo.reserve(conn, org_id, keys, grant.amount_nano)
         hold_id = new_id("hold")
         expires_at = now + timedelta(seconds=app.settings.hold_timeout_s)
@@ -153,6 +162,7 @@ def _decide(
 
 def check_entitlement(org: Organization, member: Any, surface: str) -> None:
     """Seat rules that gate usage. The billing cycle (seats) extends this; with no seat rules, all may use."""
+    seats.check_entitlement(member.seat_type, surface)
 
 
 def _replay(conn: Connection, org_id: str, request: HoldRequest) -> HoldView | None:
@@ -258,6 +268,7 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
                 )
             )
         limits_repo.release(conn, org_id, _keys(row.accounts, row.period), row.amount_nano, cost.nano)
+        notifications.spend_posted(conn, org_id, dict.fromkeys(_keys(row.accounts, row.period), cost.nano), now)
         uow.commit()
     return Settled(event_id, cost, cost.nano > row.amount_nano)
 

@@ -32,6 +32,7 @@ __all__ = [
     "CreatedMember",
     "add_member",
     "authenticate",
+    "principal_for_key_hash",
     "create_organization",
     "create_service_key",
     "get_organization",
@@ -194,9 +195,16 @@ def issue_member_key(uow: UnitOfWork, principal: Principal, org_id: str, member_
     key = new_key()
     with uow:
         orgs_repo.get_member(uow.conn, org_id, member_id)
-        uow.conn.execute(api_keys.insert().values(key_hash=hash_key(key), organization_id=org_id,
-                                                  member_id=member_id, kind="member", prefix=key[:10],
-                                                  created_at=now))
+        uow.conn.execute(
+            api_keys.insert().values(
+                key_hash=hash_key(key),
+                organization_id=org_id,
+                member_id=member_id,
+                kind="member",
+                prefix=key[:10],
+                created_at=now,
+            )
+        )
         uow.commit()
     return key
 
@@ -207,6 +215,11 @@ def authenticate(uow: UnitOfWork, key: str | None, operator_key: str) -> Princip
     digest = hash_key(key)
     if operator_key and hmac.compare_digest(digest, hash_key(operator_key)):
         return Principal(PrincipalKind.OPERATOR)
+    return principal_for_key_hash(uow, digest)
+
+
+def principal_for_key_hash(uow: UnitOfWork, digest: str) -> Principal:
+    """The member or service key stored under `digest` (the dashboard's session keeps the hash, never the key)."""
     with uow:
         row = uow.conn.execute(
             select(api_keys.c.organization_id, api_keys.c.member_id, api_keys.c.kind, members.c.role)

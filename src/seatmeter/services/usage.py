@@ -21,12 +21,14 @@ from seatmeter.domain.money import Money
 from seatmeter.domain.periods import period_containing
 from seatmeter.domain.usage import UsageEvent, parse_event
 from seatmeter.services import caps as caps_service
+from seatmeter.services import notifications
 from seatmeter.services.credits import CreditBalance
 
 __all__ = ["MAX_BATCH", "record_usage", "usage_summary"]
 
 MAX_BATCH = 10_000
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_RECORD_ATTEMPTS = 50
 
 
 def record_usage(app: App, principal: Principal, org_id: str, body: Any) -> dict[str, int]:
@@ -49,11 +51,15 @@ def record_usage(app: App, principal: Principal, org_id: str, body: Any) -> dict
     if not all(book.knows(e.model) for e in events):
         book = app.prices.get(fresh=True)
     priced = [book.cost(e.model, e.usage, e.occurred_at, e.service_tier) for e in events]
-    try:
-        return _record(app, org_id, events, priced, now)
-    except IntegrityError:
-        # Another batch recorded some of the same keys at the same moment: now they are replays.
-        return _record(app, org_id, events, priced, now)
+    for _ in range(MAX_RECORD_ATTEMPTS - 1):
+        try:
+            return _record(app, org_id, events, priced, now)
+        except IntegrityError:
+            # Another batch recorded some of the same keys at the same moment: now they are replays. Each
+            # failed attempt means another batch committed, so with many overlapping batches it can take
+            # more than one retry.
+            continue
+    return _record(app, org_id, events, priced, now)
 
 
 def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], now: datetime) -> dict[str, int]:
@@ -138,6 +144,7 @@ def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], 
                     )
                 )
             limits_repo.post(conn, org_id, amounts)
+            notifications.spend_posted(conn, org_id, amounts, now)
         uow.commit()
     return {"accepted": len(rows), "duplicates": duplicates}
 

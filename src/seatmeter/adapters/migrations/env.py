@@ -5,6 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from seatmeter.adapters import (
+    tables_billing,  # noqa: F401  (registers the billing tables on metadata)
+    tables_notify,  # noqa: F401  (registers the notification tables)
+)
 from seatmeter.adapters.tables import metadata
 
 config = context.config

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,7 +15,10 @@ from seatmeter import __version__
 from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
+from seatmeter.entrypoints.api.routes_billing import router as billing_router
 from seatmeter.entrypoints.api.routes_core import router as core_router
+from seatmeter.entrypoints.web import routes as web
+from seatmeter.services.holds import expire_holds
 
 __all__ = ["create_app", "serve_app"]
 
@@ -30,6 +36,8 @@ def create_app(app: App | None = None) -> FastAPI:
     api.state.seatmeter = seatmeter
     errors.install(api)
     api.include_router(core_router)
+    api.include_router(billing_router)
+    web.install(api)  # notifications API and the /app dashboard
     _hoist_inline_definitions(api)
 
     @api.get("/healthz", tags=["operations"])
@@ -69,10 +77,6 @@ def _hoist_inline_definitions(api: FastAPI) -> None:
 
 def serve_app() -> FastAPI:
     """The application `seatmeter serve` runs in each worker: migrations already ran, expiry runs in background."""
-    import threading
-
-    from seatmeter.services.holds import expire_holds
-
     seatmeter = build(migrate=False)
     api = create_app(seatmeter)
     stop = threading.Event()
@@ -81,15 +85,15 @@ def serve_app() -> FastAPI:
         while not stop.wait(EXPIRY_INTERVAL_S):
             try:
                 expire_holds(seatmeter.uow(), seatmeter.clock.now())
-            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next tick
+            except Exception:  # a failed sweep is retried at the next tick
                 metrics.count("seatmeter_expiry_errors_total")
 
-    @api.on_event("startup")
-    def _start() -> None:
-        threading.Thread(target=expire_loop, name="seatmeter-expiry", daemon=True).start()
-
-    @api.on_event("shutdown")
-    def _stop() -> None:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sweeper = threading.Thread(target=expire_loop, name="seatmeter-expiry", daemon=True)
+        sweeper.start()
+        yield
         stop.set()
 
+    api.router.lifespan_context = lifespan
     return api

@@ -1,0 +1,101 @@
+"""The seatmeter command, run in-process against a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from seatmeter.entrypoints.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    db = tmp_path / "cli.db"
+    monkeypatch.setenv("SEATMETER_DATABASE_URL", f"sqlite:///{db}")
+    return tmp_path
+
+
+def invoke(*args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_an_operator_runs_an_organization_from_the_command_line(env: Path) -> None:
+    invoke("db", "upgrade")
+    out = invoke(
+        "orgs",
+        "create",
+        "Acme",
+        "olive@acme.test",
+        "--timezone",
+        "Europe/Paris",
+        "--seat-price",
+        "enterprise=10.00",
+        "--term-start",
+        "2026-01-01",
+    )
+    org = re.search(r"organization (org_\w+)", out)
+    assert org is not None
+    org_id = org.group(1)
+    assert org_id in invoke("orgs", "list")
+    assert "balance 250.00 USD" in invoke("credits", "buy", org_id, "250.00", "--key", "po-1")
+    # The same key and amount is the same purchase, not a second one.
+    assert "balance 250.00 USD" in invoke("credits", "buy", org_id, "250.00", "--key", "po-1")
+    assert "idempotency_conflict" in invoke("credits", "buy", org_id, "99.00", "--key", "po-1", code=5)
+    assert "organization cap: 100.00" in invoke("caps", "set", org_id, "100")
+    assert "member_default cap: unlimited" in invoke("caps", "set", org_id, "unlimited", "--default")
+    assert invoke("keys", "create", org_id).strip().startswith("sm_")
+    summary = json.loads(invoke("usage", "summary", org_id, "--json"))
+    assert summary["credits"] == {"balance": "250.00", "held": "0.00", "available": "250.00"}
+    assert summary["caps"]["organization"]["limit"] == "100.00"
+    assert "olive@acme.test" in invoke("usage", "summary", org_id)
+
+
+def test_a_bad_command_line_value_names_the_problem_and_exits_non_zero(env: Path) -> None:
+    invoke("db", "upgrade")
+    out = invoke("orgs", "create", "Acme", "not-an-email", code=2)
+    assert "invalid_request" in out and "email" in out
+    assert "not_found" in invoke("caps", "set", "org_missing", "10", code=4)
+
+
+def test_the_price_book_is_shown_and_a_version_is_imported(env: Path) -> None:
+    invoke("db", "upgrade")
+    assert "0.054399" not in invoke("price-book", "show", "--model", "claude-sonnet-4-5-20250929")
+    assert "3.75" in invoke("price-book", "show", "--model", "claude-sonnet-4-5-20250929")
+    version = {
+        "id": "2027-01-new",
+        "effective_from": "2027-01-01T00:00:00Z",
+        "models": {
+            "claude-newmodel-1": {
+                "input": "1",
+                "cache_write_5m": "1.25",
+                "cache_write_1h": "2",
+                "cache_read": "0.10",
+                "output": "5",
+            }
+        },
+    }
+    path = env / "version.json"
+    path.write_text(json.dumps(version))
+    assert "version 2027-01-new" in invoke("price-book", "import", str(path))
+    assert "claude-newmodel-1" in invoke("price-book", "show")
+    # Importing the same version again is a replay; the same id with other prices is refused.
+    invoke("price-book", "import", str(path))
+    version["models"]["claude-newmodel-1"]["output"] = "6"
+    path.write_text(json.dumps(version))
+    assert "idempotency_conflict" in invoke("price-book", "import", str(path), code=5)
+
+
+def test_the_demo_creates_its_organization_once_and_prints_fresh_keys(env: Path) -> None:
+    first = invoke("demo")
+    second = invoke("demo")
+    assert "Created the demo organization" in first and "Found the demo organization" in second
+    keys = re.findall(r"^  (?:owner|member|service) +(sm_[\w-]+)", first + second, flags=re.MULTILINE)
+    assert len(keys) == 6 and len(set(keys)) == 6

@@ -17,6 +17,7 @@ from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
 from seatmeter.entrypoints.api.routes_billing import router as billing_router
 from seatmeter.entrypoints.api.routes_core import router as core_router
+from seatmeter.entrypoints.gateway.routes import router as gateway_router
 from seatmeter.entrypoints.web import routes as web
 from seatmeter.services.holds import expire_holds
 
@@ -38,6 +39,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(core_router)
     api.include_router(billing_router)
     web.install(api)  # notifications API and the /app dashboard
+    api.include_router(gateway_router)
     _hoist_inline_definitions(api)
 
     @api.get("/healthz", tags=["operations"])

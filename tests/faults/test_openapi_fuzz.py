@@ -96,6 +96,8 @@ def test_fuzzed_requests_with_every_role_never_get_a_5xx_and_errors_keep_the_env
     problems: list[str] = []
     calls = 0
     for path, operations in spec["paths"].items():
+        if path.startswith("/gateway/"):
+            continue  # the gateway speaks the upstream's API and error shape (issue 5), and needs an upstream
         for method, op in operations.items():
             body_schema = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema"))
             for i in range(24):

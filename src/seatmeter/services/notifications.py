@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, and_, select, update
 
 from seatmeter.adapters.email import Mailer
+from seatmeter.adapters.raw import Statement
 from seatmeter.adapters.sql import insert_ignore
 from seatmeter.adapters.tables import limit_accounts, members, organizations
 from seatmeter.adapters.tables_notify import (
     notification_arming,
     notification_attempts,
     notification_deliveries,
-    notification_settings,
     notifications,
 )
 from seatmeter.adapters.webhooks import WebhookSender
@@ -84,10 +84,14 @@ class NotifySettings:
         return found + [("email", address) for address in self.emails]
 
 
+_READ_SETTINGS = Statement(
+    "SELECT thresholds_percent, low_balance_nano, webhook_url, webhook_secret, emails FROM notification_settings "
+    "WHERE organization_id = :org"
+)
+
+
 def read_settings(conn: Connection, org_id: str) -> NotifySettings:
-    row = conn.execute(
-        select(notification_settings).where(notification_settings.c.organization_id == org_id)
-    ).one_or_none()
+    row = _READ_SETTINGS.run(conn, {"org": org_id}).first()  # on every settle that moves credits: kept lean
     if row is None:
         return NotifySettings(DEFAULT_THRESHOLDS_PERCENT, None, None, None, ())
     return NotifySettings(

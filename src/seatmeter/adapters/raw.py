@@ -21,7 +21,6 @@ from sqlalchemy.exc import DBAPIError
 __all__ = ["Rows", "Statement", "from_db_time", "to_db_time"]
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's SQLite DateTime writes, so text comparisons hold
 
 
 class Statement:
@@ -85,7 +84,7 @@ def _row_type(names: tuple[str, ...]) -> Any:
 def to_db_time(conn: Connection, at: datetime) -> Any:
     if conn.dialect.name == "postgresql":
         return at
-    return at.astimezone(UTC).strftime(_SQLITE_TIME)
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")  # what SQLAlchemy writes
 
 
 def from_db_time(value: Any) -> datetime:

@@ -40,7 +40,8 @@ def _driver_value(value: Any, sqlite_dialect: bool) -> Any:
         # What UTCDateTime and SQLAlchemy's SQLite DATETIME would bind: naive UTC text with microseconds on
         # SQLite (so stored rows compare and parse exactly like the others), an aware datetime on PostgreSQL.
         value = value.astimezone(UTC)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite_dialect else value
+        # isoformat is several times faster than strftime and gives the same "YYYY-MM-DD HH:MM:SS.ffffff".
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite_dialect else value
     return value
 
 
@@ -53,4 +54,12 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     sqlite_dialect = conn.dialect.name == "sqlite"
     mark = "?" if sqlite_dialect else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    conn.exec_driver_sql(sql, [tuple(_driver_value(row[c], sqlite_dialect) for c in columns) for row in rows])
+    # Only time columns need converting; look at the first row to find them, then touch only those.
+    times = [i for i, c in enumerate(columns) if isinstance(rows[0][c], datetime)]
+    params = []
+    for row in rows:
+        values = [row[c] for c in columns]
+        for i in times:
+            values[i] = _driver_value(values[i], sqlite_dialect)
+        params.append(tuple(values))
+    conn.exec_driver_sql(sql, params)

@@ -76,15 +76,15 @@ class Money:
 
         `unit_nano=1` rounds to the nano-dollar, `unit_nano=NANO_PER_CENT` to the cent.
         """
-        exact = Fraction(numerator) / denominator / unit_nano
-        magnitude = abs(exact)
-        units = magnitude.numerator // magnitude.denominator
-        remainder = magnitude - units
-        if rounding is Rounding.UP and exact > 0:
-            units += 1 if remainder > 0 else 0
+        exact = Fraction(numerator) / (denominator * unit_nano)
+        # Integer arithmetic on the exact fraction p/q (q > 0): this runs for every usage event.
+        p, q = exact.numerator, exact.denominator
+        units, remainder = divmod(abs(p), q)
+        if rounding is Rounding.UP and p > 0:
+            units += 1 if remainder else 0
         elif rounding is Rounding.HALF_UP:  # half away from zero
-            units += 1 if remainder >= Fraction(1, 2) else 0
-        if exact < 0:
+            units += 1 if 2 * remainder >= q else 0
+        if p < 0:
             units = -units
         return cls(units * unit_nano)
 

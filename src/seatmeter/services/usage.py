@@ -86,9 +86,10 @@ def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], 
                     f"events[{i}]: member {event.member_id!r} is not in this organization; "
                     f"no event of this batch was recorded"
                 )
+            print_ = event.fingerprint  # a hash: computed once per event
             previous = seen.get(event.idempotency_key)
             if previous is not None:
-                if previous != event.fingerprint:
+                if previous != print_:
                     raise Conflict(
                         f"events[{i}]: idempotency_key {event.idempotency_key!r} was already used for "
                         f"a different event; no event of this batch was recorded",
@@ -96,14 +97,14 @@ def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], 
                     )
                 duplicates += 1
                 continue
-            seen[event.idempotency_key] = event.fingerprint
+            seen[event.idempotency_key] = print_
             period = period_containing(event.occurred_at, org.timezone, org.billing_anchor_day).key
             rows.append(
                 {
                     "organization_id": org_id,
                     "id": new_id("evt"),
                     "idempotency_key": event.idempotency_key,
-                    "fingerprint": event.fingerprint,
+                    "fingerprint": print_,
                     "member_id": event.member_id,
                     "model": price.model,
                     "surface": event.surface,

@@ -9,6 +9,7 @@ proration to cents (half-up, once per line).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -120,13 +121,19 @@ class Money:
     # -- presentation --------------------------------------------------------------------------
     def __str__(self) -> str:
         """Decimal string with at least 2 and at most 9 decimals: "901.64", "0.054399", "-3.00"."""
-        sign = "-" if self.nano < 0 else ""
-        whole, frac = divmod(abs(self.nano), NANO_PER_USD)
-        digits = f"{frac:09d}".rstrip("0").ljust(2, "0")
-        return f"{sign}{whole}.{digits}"
+        return _decimal_string(self.nano)
 
     def to_decimal(self) -> Decimal:
         return Decimal(self.nano) / NANO_PER_USD
+
+
+@functools.lru_cache(maxsize=8192)
+def _decimal_string(nano: int) -> str:
+    # Cached: a summary of 10,000 members prints the same caps and zeros tens of thousands of times.
+    sign = "-" if nano < 0 else ""
+    whole, frac = divmod(abs(nano), NANO_PER_USD)
+    digits = f"{frac:09d}".rstrip("0").ljust(2, "0")
+    return f"{sign}{whole}.{digits}"
 
 
 def _same(other: object) -> Money:

@@ -25,8 +25,10 @@ HAIKU = "claude-haiku-4-5"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists() and shutil.which("chromium") is None,
-                       reason="Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and shutil.which("chromium") is None,
+        reason="Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium",
+    ),
 ]
 
 
@@ -68,8 +70,14 @@ def browser() -> Iterator[Any]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
         )
         yield launched
         launched.close()
@@ -78,17 +86,38 @@ def browser() -> Iterator[Any]:
 def seed(api: Api) -> dict[str, Any]:
     """A self-serve organization with credits, a few members and two weeks of usage on two models."""
     org = create_org(api)
-    api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "400.00", "idempotency_key": "p1"},
-             key=org.owner_key, expect=201)
+    api.post(
+        f"/v1/organizations/{org.id}/credits/purchases",
+        {"amount": "400.00", "idempotency_key": "p1"},
+        key=org.owner_key,
+        expect=201,
+    )
     api.put(f"/v1/organizations/{org.id}/caps/organization", {"limit": "500.00"}, key=org.owner_key, expect=200)
+    api.put(
+        f"/v1/organizations/{org.id}/notification-settings",
+        {"thresholds_percent": [10, 50, 75, 90, 100], "low_balance": "50.00"},
+        key=org.owner_key,
+        expect=200,
+    )
     people = [add_member(api, org, f"{name}@acme.test") for name in ("alice", "bob", "carol", "dan")]
+    api.put(
+        f"/v1/organizations/{org.id}/caps/members/{people[2]['id']}", {"limit": "30.00"}, key=org.owner_key, expect=200
+    )
     events = []
     for day in range(14):
         at = (NOW - timedelta(days=day, hours=2)).isoformat().replace("+00:00", "Z")
         for rank, person in enumerate(people):
-            events.append({"idempotency_key": f"d{day}-{rank}", "member_id": person["id"],
-                           "model": HAIKU if rank % 2 else "claude-sonnet-4-5", "surface": "web", "occurred_at": at,
-                           "input_tokens": (rank + 1) * 150_000 + day * 20_000, "output_tokens": 2_000 * (4 - rank)})
+            events.append(
+                {
+                    "idempotency_key": f"d{day}-{rank}",
+                    "member_id": person["id"],
+                    "model": HAIKU if rank % 2 else "claude-sonnet-4-5",
+                    "surface": "web",
+                    "occurred_at": at,
+                    "input_tokens": (rank + 1) * 150_000 + day * 20_000,
+                    "output_tokens": 2_000 * (4 - rank),
+                }
+            )
     api.post(f"/v1/organizations/{org.id}/usage", {"events": events}, key=org.service_key, expect=200)
     return {"org": org, "alice": people[0], "bob": people[1]}
 
@@ -123,8 +152,13 @@ def test_an_owner_signs_in_sees_the_table_and_chart_and_a_member_cap_set_in_the_
     row = page.locator(f"tr[data-member='{alice['id']}']")
     assert "reached" in row.inner_text().lower()
 
-    body = {"idempotency_key": "browser-1", "member_id": alice["id"], "model": HAIKU, "surface": "api",
-            "estimate": {"amount": "0.50"}}
+    body = {
+        "idempotency_key": "browser-1",
+        "member_id": alice["id"],
+        "model": HAIKU,
+        "surface": "api",
+        "estimate": {"amount": "0.50"},
+    }
     refused = api.post(f"/v1/organizations/{org.id}/holds", body, key=org.service_key, expect=429)
     assert refused["error"]["code"] == "member_cap_reached"
 
@@ -143,7 +177,11 @@ def test_a_member_sees_only_their_own_row_and_cannot_act_as_an_owner(api: Api, s
     org, bob = data["org"], data["bob"]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    sign_in(page, server, bob["api_key"])
+    # By keyboard alone: the key field has focus when the sign-in page opens, and Enter submits.
+    page.goto(f"{server}/app")
+    page.keyboard.type(bob["api_key"])
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/app/usage")
     rows = page.get_by_test_id("members-table").locator("tbody tr")
     assert rows.count() == 1 and "bob@acme.test" in rows.inner_text()
     assert page.get_by_role("button", name="Buy credits").count() == 0

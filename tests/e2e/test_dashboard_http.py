@@ -23,8 +23,15 @@ def csrf(page: str) -> str:
 
 
 def spend(api: Api, org: Org, member_id: str, key: str, dollars: int) -> None:
-    event = {"idempotency_key": key, "member_id": member_id, "model": HAIKU, "surface": "api",
-             "occurred_at": "2026-11-14T09:00:00Z", "input_tokens": dollars * 1_000_000, "output_tokens": 0}
+    event = {
+        "idempotency_key": key,
+        "member_id": member_id,
+        "model": HAIKU,
+        "surface": "api",
+        "occurred_at": "2026-11-14T09:00:00Z",
+        "input_tokens": dollars * 1_000_000,
+        "output_tokens": 0,
+    }
     api.post(f"/v1/organizations/{org.id}/usage", {"events": [event]}, key=org.service_key, expect=200)
 
 
@@ -47,8 +54,12 @@ def test_signing_in_sets_an_httponly_samesite_cookie_and_a_bad_key_is_refused(ap
 
 def test_the_owner_sees_every_member_the_chart_and_can_set_a_member_cap(api: Api) -> None:
     org = create_org(api)
-    api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "50.00", "idempotency_key": "p"},
-             key=org.owner_key, expect=201)
+    api.post(
+        f"/v1/organizations/{org.id}/credits/purchases",
+        {"amount": "50.00", "idempotency_key": "p"},
+        key=org.owner_key,
+        expect=201,
+    )
     alice = add_member(api, org, "alice@acme.test")
     spend(api, org, alice["id"], "a1", 3)
     client = api.client
@@ -56,8 +67,11 @@ def test_the_owner_sees_every_member_the_chart_and_can_set_a_member_cap(api: Api
     page = client.get("/app/usage").text
     assert "alice@acme.test" in page and "owner@acme.test" in page
     assert "<svg" in page and "$47.00" in page  # 50.00 bought, 3.00 spent
-    response = client.post(f"/app/caps/members/{alice['id']}", data={"csrf": csrf(page), "limit": "4.00",
-                                                                     "action": "set"}, follow_redirects=False)
+    response = client.post(
+        f"/app/caps/members/{alice['id']}",
+        data={"csrf": csrf(page), "limit": "4.00", "action": "set"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303 and "msg=" in response.headers["location"]
     caps = api.get(f"/v1/organizations/{org.id}/caps", key=org.owner_key, expect=200)
     assert [c["limit"] for c in caps["members"] if c["member_id"] == alice["id"]] == ["4.00"]
@@ -94,8 +108,12 @@ def test_search_sort_and_pagination_run_in_the_database(api: Api) -> None:
 
 def test_an_owner_downloads_an_invoice_as_csv_and_as_a_printable_page(api: Api) -> None:
     org = create_org(api)
-    api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "25.00", "idempotency_key": "p"},
-             key=org.owner_key, expect=201)
+    api.post(
+        f"/v1/organizations/{org.id}/credits/purchases",
+        {"amount": "25.00", "idempotency_key": "p"},
+        key=org.owner_key,
+        expect=201,
+    )
     client = api.client
     sign_in(client, org.owner_key)
     page = client.get("/app/usage").text
@@ -109,8 +127,9 @@ def test_an_owner_downloads_an_invoice_as_csv_and_as_a_printable_page(api: Api) 
 
 
 def test_an_owner_of_a_seat_plan_enables_extra_usage_from_the_page(api: Api) -> None:
-    org = create_org(api, channel="sales_assisted", seats=0, plan="seat_based",
-                     seat_prices={"standard": "25.00", "premium": "60.00"})
+    org = create_org(
+        api, channel="sales_assisted", seats=0, plan="seat_based", seat_prices={"standard": "25.00", "premium": "60.00"}
+    )
     client = api.client
     sign_in(client, org.owner_key)
     page = client.get("/app/usage").text

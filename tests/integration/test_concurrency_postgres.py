@@ -205,7 +205,8 @@ def test_concurrent_usage_batches_with_overlapping_keys_count_each_key_once(pg_a
         }  # 0.0015 USD
 
     # 40 batches of 30 events over 0..129: every key is sent by several batches at once.
-    batches = [[event(k) for k in range(3 * i, 3 * i + 30)] for i in range(40)]
+    # Odd batches list their keys backwards, so two batches can meet on shared keys from opposite ends.
+    batches = [[event(k) for k in range(3 * i, 3 * i + 30)][:: -1 if i % 2 else 1] for i in range(40)]
     results = race([lambda b=b: usage.record_usage(pg_app, shop.service, shop.org_id, {"events": b}) for b in batches])
     errors = [r for r in results if not isinstance(r, dict)]
     assert errors == []

@@ -35,8 +35,13 @@ def test_a_loopback_receiver_verifies_the_signature_of_a_sent_webhook():
     secret = new_secret()
     sender = WebhookSender(timeout_s=5)
     with webhook_receiver(secret) as receiver:
-        result = sender.send(receiver.url, secret, "msg_abc", b'{"type":"threshold_crossed"}',
-                             timestamp=int(datetime.now(UTC).timestamp()))
+        result = sender.send(
+            receiver.url,
+            secret,
+            "msg_abc",
+            b'{"type":"threshold_crossed"}',
+            timestamp=int(datetime.now(UTC).timestamp()),
+        )
     sender.close()
     assert result.ok and result.status_code == 204
     assert len(receiver.received) == 1 and receiver.received[0]["verified"]

@@ -191,3 +191,13 @@ def test_a_model_the_operator_adds_is_priced_at_once_and_past_prices_stay(
             },
             clock.now(),
         )
+
+
+def test_overdue_holds_stay_released_when_the_authorization_that_found_them_is_still_refused(
+    app: App, clock: FixedClock, org: dict[str, str]
+) -> None:
+    authorize(app, org, "h1", "4.00")
+    clock.advance(minutes=11)
+    with pytest.raises(CreditsExhausted):
+        authorize(app, org, "h2", "20.00")
+    assert available(app, org) == "10.00"

@@ -249,10 +249,12 @@ class LedgerMachine(RuleBasedStateMachine):
             "allow_partial": allow_partial,
         }
         expected = self._expected_grant(member, estimate, allow_partial)
-        if expected is None and self._overdue():
-            event("authorize expires overdue holds before refusing")
-            self._expire(self._overdue())  # authorize releases overdue holds before it refuses
+        overdue = self._overdue()
+        if expected is None and overdue:
+            # authorize releases overdue holds and decides again; the release is kept whatever it decides.
+            self._expire(overdue)
             expected = self._expected_grant(member, estimate, allow_partial)
+            event("authorize expires overdue holds and then " + ("refuses" if expected is None else "grants"))
         try:
             view = holds_service.authorize(self.app, self.service, self.org_id, body)
         except UsageRefused as refused:

@@ -21,8 +21,9 @@ class EmailResult:
 
 
 class Mailer:
-    def __init__(self, host: str | None, port: int = 25, sender: str = "seatmeter@localhost", *,
-                 timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, host: str | None, port: int = 25, sender: str = "seatmeter@localhost", *, timeout_s: float = 10.0
+    ) -> None:
         self.host = host
         self.port = port
         self.sender = sender
@@ -31,8 +32,11 @@ class Mailer:
     @classmethod
     def from_env(cls) -> Mailer:
         port = os.environ.get("SEATMETER_SMTP_PORT", "25")
-        return cls(os.environ.get("SEATMETER_SMTP_HOST") or None, int(port) if port.isdigit() else 25,
-                   os.environ.get("SEATMETER_SMTP_FROM", "seatmeter@localhost"))
+        return cls(
+            os.environ.get("SEATMETER_SMTP_HOST") or None,
+            int(port) if port.isdigit() else 25,
+            os.environ.get("SEATMETER_SMTP_FROM", "seatmeter@localhost"),
+        )
 
     def send(self, to: str, subject: str, text: str, *, message_id: str | None = None) -> EmailResult:
         if not self.host:

@@ -74,9 +74,7 @@ notifications = Table(
     UniqueConstraint(
         "organization_id", "account", "period", "kind", "threshold", "generation", name="uq_notifications_once"
     ),
-    CheckConstraint(
-        "kind IN ('threshold_crossed', 'low_balance', 'usage_stopped', 'usage_resumed')", name="kind"
-    ),
+    CheckConstraint("kind IN ('threshold_crossed', 'low_balance', 'usage_stopped', 'usage_resumed')", name="kind"),
     Index("ix_notifications_org_created", "organization_id", "created_at"),
 )
 

@@ -101,8 +101,9 @@ class WebhookSender:
     def __init__(self, *, timeout_s: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=False)
 
-    def send(self, url: str, secret: str, message_id: str, body: bytes, *, timestamp: int | None = None
-             ) -> WebhookResult:
+    def send(
+        self, url: str, secret: str, message_id: str, body: bytes, *, timestamp: int | None = None
+    ) -> WebhookResult:
         """POST one message. The timestamp is the wall-clock time of sending unless given: receivers check it
         against their own clock to refuse replays."""
         stamp = int(time.time()) if timestamp is None else timestamp

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal, or_, select
+from sqlalchemy import Connection, and_, case, exists, func, literal, or_, select
 
 from seatmeter.adapters import orgs_repo
 from seatmeter.adapters.tables import TS, caps, invoices, limit_accounts, members, usage_events
@@ -111,18 +111,21 @@ def _percent(used: int, limit: int | None) -> int:
 
 
 def credits_view(conn: Connection, org: Organization, now: datetime) -> CreditsView | None:
-    row = conn.execute(select(limit_accounts).where(
-        limit_accounts.c.organization_id == org.id, limit_accounts.c.account == CREDITS)).one_or_none()
+    row = conn.execute(
+        select(limit_accounts).where(limit_accounts.c.organization_id == org.id, limit_accounts.c.account == CREDITS)
+    ).one_or_none()
     if row is None:
         return None
     balance = Money((row.limit_nano or 0) - row.posted_nano)
     held = Money(row.held_nano)
     available = balance - held
-    burned = conn.execute(select(func.coalesce(func.sum(usage_events.c.cost_nano), 0)).where(
-        usage_events.c.organization_id == org.id,
-        usage_events.c.occurred_at >= now - BURN_WINDOW,
-        usage_events.c.occurred_at <= now,
-    )).scalar_one()
+    burned = conn.execute(
+        select(func.coalesce(func.sum(usage_events.c.cost_nano), 0)).where(
+            usage_events.c.organization_id == org.id,
+            usage_events.c.occurred_at >= now - BURN_WINDOW,
+            usage_events.c.occurred_at <= now,
+        )
+    ).scalar_one()
     window_s = int(BURN_WINDOW.total_seconds())
     per_day = Money.from_ratio(int(burned) * 86_400, window_s)
     runs_out_on = None
@@ -133,66 +136,135 @@ def credits_view(conn: Connection, org: Organization, now: datetime) -> CreditsV
 
 
 def organization_cap(conn: Connection, org: Organization, period: Period, now: datetime) -> CapView:
-    row = conn.execute(select(limit_accounts).where(
-        limit_accounts.c.organization_id == org.id, limit_accounts.c.account == ORGANIZATION,
-        limit_accounts.c.period == period.key)).one_or_none()
+    row = conn.execute(
+        select(limit_accounts).where(
+            limit_accounts.c.organization_id == org.id,
+            limit_accounts.c.account == ORGANIZATION,
+            limit_accounts.c.period == period.key,
+        )
+    ).one_or_none()
     if row is not None:
         limit_nano, spent, held = row.limit_nano, row.posted_nano, row.held_nano
     else:
-        limit_nano = conn.execute(select(caps.c.limit_nano).where(
-            caps.c.organization_id == org.id, caps.c.scope == "organization")).scalar_one_or_none()
+        limit_nano = conn.execute(
+            select(caps.c.limit_nano).where(caps.c.organization_id == org.id, caps.c.scope == "organization")
+        ).scalar_one_or_none()
         spent = held = 0
     limit = None if limit_nano is None else Money(limit_nano)
-    return CapView(limit, Money(spent), Money(held), cap_status(limit, Money(spent), Money(held)),
-                   _percent(spent + held, limit_nano), project(Money(spent), period, now))
+    return CapView(
+        limit,
+        Money(spent),
+        Money(held),
+        cap_status(limit, Money(spent), Money(held)),
+        _percent(spent + held, limit_nano),
+        project(Money(spent), period, now),
+    )
 
 
-def member_page(conn: Connection, principal: Principal, org: Organization, period: Period, now: datetime, *,
-                search: str = "", sort: str = "spend", descending: bool = True, page: int = 1,
-                size: int = 50) -> MemberPage:
+def member_page(
+    conn: Connection,
+    principal: Principal,
+    org: Organization,
+    period: Period,
+    now: datetime,
+    *,
+    search: str = "",
+    sort: str = "spend",
+    descending: bool = True,
+    page: int = 1,
+    size: int = 50,
+) -> MemberPage:
     """One page of members with their spend, cap and status in `period`. Members get their own row only."""
     sort = sort if sort in SORTS else "spend"
     size = size if size in PAGE_SIZES else 50
     la = limit_accounts.alias("la")
     own = caps.alias("own")
     default = caps.alias("dflt")
-    joined = (
-        members.outerjoin(la, and_(la.c.organization_id == members.c.organization_id,
-                                   la.c.account == literal("member:") + members.c.id, la.c.period == period.key))
-        .outerjoin(own, and_(own.c.organization_id == members.c.organization_id, own.c.scope == "member",
-                             own.c.member_id == members.c.id))
-        .outerjoin(default, and_(default.c.organization_id == members.c.organization_id,
-                                 default.c.scope == "member_default", default.c.member_id == ""))
+    joined = members.outerjoin(
+        own,
+        and_(
+            own.c.organization_id == members.c.organization_id, own.c.scope == "member", own.c.member_id == members.c.id
+        ),
+    ).outerjoin(
+        default,
+        and_(
+            default.c.organization_id == members.c.organization_id,
+            default.c.scope == "member_default",
+            default.c.member_id == "",
+        ),
     )
+    # The member's period row, read by primary key for each member (correlated subqueries): an outer join on
+    # 'member:' || id can make the planner scan limit_accounts once per member when statistics are stale.
+    row_of_member = and_(
+        la.c.organization_id == members.c.organization_id,
+        la.c.account == literal("member:") + members.c.id,
+        la.c.period == period.key,
+    )
+
+    def period_row(column: Any) -> Any:
+        return select(column).where(row_of_member).scalar_subquery()
+
     # A period row keeps the ceiling it was given; without one, the member's own cap, else the default.
-    cap = case((la.c.account.is_not(None), la.c.limit_nano), (own.c.scope.is_not(None), own.c.limit_nano),
-               else_=default.c.limit_nano)
-    spent = func.coalesce(la.c.posted_nano, 0)
+    cap = case(
+        (exists().where(row_of_member), period_row(la.c.limit_nano)),
+        (own.c.scope.is_not(None), own.c.limit_nano),
+        else_=default.c.limit_nano,
+    )
+    spent = func.coalesce(period_row(la.c.posted_nano), 0)
+    held = func.coalesce(period_row(la.c.held_nano), 0)
     where = [members.c.organization_id == org.id]
     if not principal.is_owner and not principal.is_operator:
         where.append(members.c.id == (principal.member_id or ""))
     text = search.strip()[:100]
     if text:
         pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append(or_(func.lower(members.c.email).like(pattern, escape="\\"),
-                         func.lower(members.c.name).like(pattern, escape="\\")))
+        where.append(
+            or_(
+                func.lower(members.c.email).like(pattern, escape="\\"),
+                func.lower(members.c.name).like(pattern, escape="\\"),
+            )
+        )
     total = int(conn.execute(select(func.count()).select_from(members).where(*where)).scalar_one())
     pages = max(1, -(-total // size))
     page = min(max(page, 1), pages)
     key = {"name": func.lower(members.c.name), "email": func.lower(members.c.email), "spend": spent, "cap": cap}[sort]
     order = [key.desc().nulls_first() if descending else key.asc().nulls_last(), members.c.id]
     rows = conn.execute(
-        select(members.c.id, members.c.email, members.c.name, members.c.role, spent.label("spent"),
-               func.coalesce(la.c.held_nano, 0).label("held"), cap.label("cap"),
-               own.c.scope.label("own_scope"), default.c.limit_nano.label("default_limit"))
-        .select_from(joined).where(*where).order_by(*order).limit(size).offset((page - 1) * size)
+        select(
+            members.c.id,
+            members.c.email,
+            members.c.name,
+            members.c.role,
+            spent.label("spent"),
+            held.label("held"),
+            cap.label("cap"),
+            own.c.scope.label("own_scope"),
+            default.c.limit_nano.label("default_limit"),
+        )
+        .select_from(joined)
+        .where(*where)
+        .order_by(*order)
+        .limit(size)
+        .offset((page - 1) * size)
     ).all()
     listed = []
     for r in rows:
         limit = None if r.cap is None else Money(r.cap)
         source = "member" if r.own_scope is not None else ("default" if r.default_limit is not None else "none")
-        listed.append(MemberRow(r.id, r.email, r.name, r.role, Money(r.spent), Money(r.held), limit, source,
-                                cap_status(limit, Money(r.spent), Money(r.held)), project(Money(r.spent), period, now)))
+        listed.append(
+            MemberRow(
+                r.id,
+                r.email,
+                r.name,
+                r.role,
+                Money(r.spent),
+                Money(r.held),
+                limit,
+                source,
+                cap_status(limit, Money(r.spent), Money(r.held)),
+                project(Money(r.spent), period, now),
+            )
+        )
     return MemberPage(listed, total, page, pages, size, sort, descending, text)
 
 
@@ -213,27 +285,41 @@ def chart(conn: Connection, principal: Principal, org: Organization, period: Per
         where.append(usage_events.c.member_id == (principal.member_id or ""))
         by = "model"
     # The local day of each event: its index among the period's day ends, in the organization's zone.
-    day = case(*[(usage_events.c.occurred_at < literal(end, TS), index) for index, end in enumerate(ends)],
-               else_=len(days) - 1)
+    day = case(
+        *[(usage_events.c.occurred_at < literal(end, TS), index) for index, end in enumerate(ends)], else_=len(days) - 1
+    )
     if by == "model":
         series_key: Any = usage_events.c.model
         labels: dict[str, str] = {}
     else:
-        top = conn.execute(
-            select(func.substr(limit_accounts.c.account, 8), members.c.email)
-            .select_from(limit_accounts.join(members, and_(
-                members.c.organization_id == limit_accounts.c.organization_id,
-                literal("member:") + members.c.id == limit_accounts.c.account)))
-            .where(limit_accounts.c.organization_id == org.id, limit_accounts.c.period == period.key,
-                   limit_accounts.c.posted_nano > 0)
-            .order_by(limit_accounts.c.posted_nano.desc()).limit(TOP_SERIES)
-        ).all()
-        labels = dict(top)
-        series_key = case((usage_events.c.member_id.in_(list(labels) or [""]), usage_events.c.member_id),
-                          else_=literal("~others"))
+        top = (
+            conn.execute(
+                select(limit_accounts.c.account)
+                .where(
+                    limit_accounts.c.organization_id == org.id,
+                    limit_accounts.c.period == period.key,
+                    limit_accounts.c.account.like("member:%"),
+                    limit_accounts.c.posted_nano > 0,
+                )
+                .order_by(limit_accounts.c.posted_nano.desc())
+                .limit(TOP_SERIES)
+            )
+            .scalars()
+            .all()
+        )
+        ids = [account.removeprefix("member:") for account in top]
+        labels = dict(
+            conn.execute(
+                select(members.c.id, members.c.email).where(members.c.organization_id == org.id, members.c.id.in_(ids))
+            ).all()
+        )
+        series_key = case(
+            (usage_events.c.member_id.in_(list(labels) or [""]), usage_events.c.member_id), else_=literal("~others")
+        )
     rows = conn.execute(
         select(day.label("day"), series_key.label("series"), func.sum(usage_events.c.cost_nano).label("cost"))
-        .where(*where).group_by(day, series_key)
+        .where(*where)
+        .group_by(day, series_key)
     ).all()
     by_series: dict[str, dict[int, int]] = {}
     for r in rows:
@@ -244,15 +330,15 @@ def chart(conn: Connection, principal: Principal, org: Organization, period: Per
 
 
 def default_member_cap(conn: Connection, org_id: str) -> Money | None:
-    limit = conn.execute(select(caps.c.limit_nano).where(
-        caps.c.organization_id == org_id, caps.c.scope == "member_default")).scalar_one_or_none()
+    limit = conn.execute(
+        select(caps.c.limit_nano).where(caps.c.organization_id == org_id, caps.c.scope == "member_default")
+    ).scalar_one_or_none()
     return None if limit is None else Money(limit)
 
 
 def recent_invoices(conn: Connection, org_id: str, limit: int = 24) -> Sequence[Any]:
     return conn.execute(
-        select(invoices).where(invoices.c.organization_id == org_id)
-        .order_by(invoices.c.number.desc()).limit(limit)
+        select(invoices).where(invoices.c.organization_id == org_id).order_by(invoices.c.number.desc()).limit(limit)
     ).all()
 
 

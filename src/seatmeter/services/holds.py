@@ -121,7 +121,11 @@ def _authorize_once(
             # Holds past their timeout may still be counted as held: release them and decide again.
             if not _expire_org(conn, org_id, now):
                 raise
-            grant = _decide(conn, org_id, keys, estimate, request, period.end)
+            try:
+                grant = _decide(conn, org_id, keys, estimate, request, period.end)
+            except UsageRefused:
+                uow.commit()  # the overdue holds stay released even though this request is still refused
+                raise
         entitlements.check_hold_allowance(conn, org, request.member_id, period.key, grant.amount_nano)
         limits_repo.reserve(conn, org_id, keys, grant.amount_nano)
         hold_id = new_id("hold")

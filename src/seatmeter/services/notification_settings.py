@@ -25,7 +25,7 @@ from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.limits import member_account
 from seatmeter.domain.money import Money
 from seatmeter.domain.thresholds import validate_thresholds
-from seatmeter.services.notifications import NotifySettings, read_settings
+from seatmeter.services.notifications import NotifySettings, describe_limits, read_settings
 from seatmeter.services.uow import UnitOfWork
 
 __all__ = ["get_settings", "list_notifications", "put_settings", "settings_json"]
@@ -52,8 +52,10 @@ def _webhook_url(raw: Any) -> str | None:
         raise InvalidRequest("webhook_url must be an http or https URL of at most 2000 characters, or null")
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest(f"webhook_url must be an http or https URL, got {raw!r}",
-                             resume="Send a URL such as https://example.com/hooks/seatmeter, or null for none.")
+        raise InvalidRequest(
+            f"webhook_url must be an http or https URL, got {raw!r}",
+            resume="Send a URL such as https://example.com/hooks/seatmeter, or null for none.",
+        )
     return raw.strip()
 
 
@@ -120,8 +122,15 @@ def put_settings(uow: UnitOfWork, principal: Principal, org_id: str, body: Any, 
             "emails": json.dumps(list(emails)),
             "updated_at": now,
         }
-        conn.execute(upsert(conn, notification_settings, ["organization_id"],
-                            {k: v for k, v in values.items() if k != "organization_id"}), values)
+        conn.execute(
+            upsert(
+                conn,
+                notification_settings,
+                ["organization_id"],
+                {k: v for k, v in values.items() if k != "organization_id"},
+            ),
+            values,
+        )
         uow.commit()
     return NotifySettings(thresholds, low, webhook_url, secret, emails)
 
@@ -129,19 +138,34 @@ def put_settings(uow: UnitOfWork, principal: Principal, org_id: str, body: Any, 
 def _deliveries(conn: Connection, org_id: str, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     d, a = notification_deliveries.c, notification_attempts.c
     attempts: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for r in conn.execute(select(notification_attempts).where(a.organization_id == org_id, a.notification_id.in_(ids))
-                          .order_by(a.attempt)):
-        attempts.setdefault((r.notification_id, r.channel, r.target), []).append({
-            "attempt": r.attempt, "at": r.attempted_at.isoformat(), "ok": r.ok, "status_code": r.status_code,
-            "error": r.error})
+    for r in conn.execute(
+        select(notification_attempts).where(a.organization_id == org_id, a.notification_id.in_(ids)).order_by(a.attempt)
+    ):
+        attempts.setdefault((r.notification_id, r.channel, r.target), []).append(
+            {
+                "attempt": r.attempt,
+                "at": r.attempted_at.isoformat(),
+                "ok": r.ok,
+                "status_code": r.status_code,
+                "error": r.error,
+            }
+        )
     out: dict[str, list[dict[str, Any]]] = {}
-    for r in conn.execute(select(notification_deliveries).where(d.organization_id == org_id,
-                                                                d.notification_id.in_(ids))):
-        out.setdefault(r.notification_id, []).append({
-            "channel": r.channel, "target": r.target, "status": r.status, "attempts": r.attempts,
-            "next_attempt_at": r.next_attempt_at.isoformat() if r.status == "pending" else None,
-            "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
-            "last_error": r.last_error, "log": attempts.get((r.notification_id, r.channel, r.target), [])})
+    for r in conn.execute(
+        select(notification_deliveries).where(d.organization_id == org_id, d.notification_id.in_(ids))
+    ):
+        out.setdefault(r.notification_id, []).append(
+            {
+                "channel": r.channel,
+                "target": r.target,
+                "status": r.status,
+                "attempts": r.attempts,
+                "next_attempt_at": r.next_attempt_at.isoformat() if r.status == "pending" else None,
+                "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+                "last_error": r.last_error,
+                "log": attempts.get((r.notification_id, r.channel, r.target), []),
+            }
+        )
     return out
 
 
@@ -160,11 +184,19 @@ def list_notifications(uow: UnitOfWork, principal: Principal, org_id: str, limit
             stmt = stmt.where(n.account == member_account(principal.member_id or ""))
         rows = conn.execute(stmt.order_by(n.created_at.desc(), n.id).limit(limit)).all()
         deliveries = _deliveries(conn, org_id, [r.id for r in rows]) if owner and rows else {}
+        names = describe_limits(conn, org_id, {r.account for r in rows})
     listed = []
     for r in rows:
         payload = json.loads(r.payload)
-        item = {"id": r.id, "type": r.kind, "account": r.account, "period": r.period or None,
-                "created_at": r.created_at.isoformat(), "data": payload["data"]}
+        item = {
+            "id": r.id,
+            "type": r.kind,
+            "account": r.account,
+            "limit_name": names[r.account],
+            "period": r.period or None,
+            "created_at": r.created_at.isoformat(),
+            "data": payload["data"],
+        }
         if owner:
             item["deliveries"] = deliveries.get(r.id, [])
         listed.append(item)

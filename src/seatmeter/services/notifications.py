@@ -53,6 +53,7 @@ __all__ = [
     "NotifySettings",
     "deliver_due",
     "deliver_once",
+    "describe_limits",
     "limits_changed",
     "read_settings",
     "spend_posted",
@@ -109,8 +110,18 @@ def _generations(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key
     return {(r.account, r.period): r.generation for r in rows if (r.account, r.period) in wanted}
 
 
-def _enqueue(conn: Connection, org_id: str, settings: NotifySettings, *, kind: str, key: Key, threshold: int,
-             generation: int, data: dict[str, Any], now: datetime) -> bool:
+def _enqueue(
+    conn: Connection,
+    org_id: str,
+    settings: NotifySettings,
+    *,
+    kind: str,
+    key: Key,
+    threshold: int,
+    generation: int,
+    data: dict[str, Any],
+    now: datetime,
+) -> bool:
     """Insert one notification and its deliveries, unless it exists already. True when it was new."""
     notification_id = new_id("ntf")
     account, period = key
@@ -127,23 +138,45 @@ def _enqueue(conn: Connection, org_id: str, settings: NotifySettings, *, kind: s
         },
     }
     inserted = conn.execute(
-        insert_ignore(conn, notifications).values(
-            organization_id=org_id, id=notification_id, kind=kind, account=account, period=period,
-            threshold=threshold, generation=generation, payload=json.dumps(payload), created_at=now,
-        ).returning(notifications.c.id)
+        insert_ignore(conn, notifications)
+        .values(
+            organization_id=org_id,
+            id=notification_id,
+            kind=kind,
+            account=account,
+            period=period,
+            threshold=threshold,
+            generation=generation,
+            payload=json.dumps(payload),
+            created_at=now,
+        )
+        .returning(notifications.c.id)
     ).scalar_one_or_none()
     if inserted is None:  # it exists already: this crossing was announced before
         return False
     # The arming row is what a later change of this limit bumps, so that its thresholds can fire anew.
-    conn.execute(insert_ignore(conn, notification_arming).values(
-        organization_id=org_id, account=account, period=period, generation=generation, stopped=False))
+    conn.execute(
+        insert_ignore(conn, notification_arming).values(
+            organization_id=org_id, account=account, period=period, generation=generation, stopped=False
+        )
+    )
     targets = settings.targets()
     if targets:
         conn.execute(
             notification_deliveries.insert(),
-            [{"organization_id": org_id, "notification_id": notification_id, "channel": channel, "target": target,
-              "status": "pending", "attempts": 0, "next_attempt_at": now, "last_error": ""}
-             for channel, target in targets],
+            [
+                {
+                    "organization_id": org_id,
+                    "notification_id": notification_id,
+                    "channel": channel,
+                    "target": target,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "last_error": "",
+                }
+                for channel, target in targets
+            ],
         )
     return True
 
@@ -186,16 +219,32 @@ def spend_posted(conn: Connection, org_id: str, amounts: Mapping[Key, int], now:
             generations = _generations(conn, org_id, moved)
         generation = generations.get(key, 0)
         for crossing in crossings:
-            _enqueue(conn, org_id, settings, kind="threshold_crossed", key=key, threshold=crossing.percent or 0,
-                     generation=generation, now=now,
-                     data={"threshold_percent": crossing.percent, "limit": str(limit), "spent": str(after)})
+            _enqueue(
+                conn,
+                org_id,
+                settings,
+                kind="threshold_crossed",
+                key=key,
+                threshold=crossing.percent or 0,
+                generation=generation,
+                now=now,
+                data={"threshold_percent": crossing.percent, "limit": str(limit), "spent": str(after)},
+            )
         if low is not None:
-            _enqueue(conn, org_id, settings, kind="low_balance", key=key, threshold=0, generation=generation,
-                     now=now, data={"low_balance": str(low.limit), "balance": str(limit - after)})
+            _enqueue(
+                conn,
+                org_id,
+                settings,
+                kind="low_balance",
+                key=key,
+                threshold=0,
+                generation=generation,
+                now=now,
+                data={"low_balance": str(low.limit), "balance": str(limit - after)},
+            )
 
 
-def limits_changed(conn: Connection, org_id: str, period: str, accounts: Sequence[str] | None,
-                   now: datetime) -> None:
+def limits_changed(conn: Connection, org_id: str, period: str, accounts: Sequence[str] | None, now: datetime) -> None:
     """Re-arm the thresholds of changed limits (`accounts`, or every member account when None) in `period`
     ('' for credits), and announce `usage_resumed` where a stopped limit now has room."""
     arming = notification_arming.c
@@ -223,16 +272,24 @@ def limits_changed(conn: Connection, org_id: str, period: str, accounts: Sequenc
             if row is not None and row.limit_nano is not None and row.posted_nano + row.held_nano >= row.limit_nano:
                 continue  # still no room: the stop goes on
             limit = None if row is None or row.limit_nano is None else str(Money(row.limit_nano))
-            _enqueue(conn, org_id, settings, kind="usage_resumed", key=(account, period), threshold=0,
-                     generation=generation, now=now, data={"limit": limit})
+            _enqueue(
+                conn,
+                org_id,
+                settings,
+                kind="usage_resumed",
+                key=(account, period),
+                threshold=0,
+                generation=generation,
+                now=now,
+                data={"limit": limit},
+            )
             resumed.append(account)
     conn.execute(update(notification_arming).where(where).values(generation=arming.generation + 1))
     if resumed:
         conn.execute(update(notification_arming).where(where, arming.account.in_(resumed)).values(stopped=False))
 
 
-def cap_changed(conn: Connection, org_id: str, period: str, scope: str, member_id: str | None,
-                now: datetime) -> None:
+def cap_changed(conn: Connection, org_id: str, period: str, scope: str, member_id: str | None, now: datetime) -> None:
     """`limits_changed` for a cap: 'organization', 'member' (one member) or 'member_default' (every member)."""
     if scope == "organization":
         accounts: list[str] | None = [ORGANIZATION]
@@ -249,28 +306,53 @@ def usage_refused(engine: Engine, org_id: str, member_id: str | None, code: str,
     account = _REFUSED_ACCOUNT.get(code)
     if account is None:
         return False  # seat and allowance refusals are not limits of spend
-    with engine.begin() as conn:
+    if account == "member":
+        if member_id is None:
+            return False
+        account = member_account(member_id)
+    with engine.connect() as conn:
         org = conn.execute(select(organizations).where(organizations.c.id == org_id)).one_or_none()
         if org is None:
             return False
         period = "" if account == CREDITS else period_containing(now, org.timezone, org.billing_anchor_day).key
-        if account == "member":
-            if member_id is None:
-                return False
-            account = f"member:{member_id}"
-        conn.execute(insert_ignore(conn, notification_arming).values(
-            organization_id=org_id, account=account, period=period, generation=0, stopped=False))
+        arming = notification_arming.c
+        stopped = conn.execute(
+            select(arming.stopped).where(
+                arming.organization_id == org_id, arming.account == account, arming.period == period
+            )
+        ).scalar_one_or_none()
+    if stopped:
+        return False  # announced already: repeated refusals of a stopped limit write nothing
+    with engine.begin() as conn:
+        conn.execute(
+            insert_ignore(conn, notification_arming).values(
+                organization_id=org_id, account=account, period=period, generation=0, stopped=False
+            )
+        )
         first = conn.execute(
             update(notification_arming)
-            .where(notification_arming.c.organization_id == org_id, notification_arming.c.account == account,
-                   notification_arming.c.period == period, notification_arming.c.stopped.is_(False))
+            .where(
+                notification_arming.c.organization_id == org_id,
+                notification_arming.c.account == account,
+                notification_arming.c.period == period,
+                notification_arming.c.stopped.is_(False),
+            )
             .values(stopped=True)
             .returning(notification_arming.c.generation)
         ).scalar_one_or_none()
         if first is None:
             return False
-        return _enqueue(conn, org_id, read_settings(conn, org_id), kind="usage_stopped", key=(account, period),
-                        threshold=0, generation=first, now=now, data={"reason": code})
+        return _enqueue(
+            conn,
+            org_id,
+            read_settings(conn, org_id),
+            kind="usage_stopped",
+            key=(account, period),
+            threshold=0,
+            generation=first,
+            now=now,
+            data={"reason": code},
+        )
 
 
 # -- delivery --------------------------------------------------------------------------------------------
@@ -296,15 +378,22 @@ def _claim(engine: Engine, now: datetime, batch: int) -> list[Any]:
     claimed = []
     with engine.begin() as conn:
         due = conn.execute(
-            select(notification_deliveries).where(d.status == "pending", d.next_attempt_at <= now)
-            .order_by(d.next_attempt_at).limit(batch)
+            select(notification_deliveries)
+            .where(d.status == "pending", d.next_attempt_at <= now)
+            .order_by(d.next_attempt_at)
+            .limit(batch)
         ).all()
         for row in due:
             taken = conn.execute(
                 update(notification_deliveries)
-                .where(d.organization_id == row.organization_id, d.notification_id == row.notification_id,
-                       d.channel == row.channel, d.target == row.target, d.status == "pending",
-                       d.next_attempt_at == row.next_attempt_at)
+                .where(
+                    d.organization_id == row.organization_id,
+                    d.notification_id == row.notification_id,
+                    d.channel == row.channel,
+                    d.target == row.target,
+                    d.status == "pending",
+                    d.next_attempt_at == row.next_attempt_at,
+                )
                 .values(next_attempt_at=now + CLAIM_LEASE)
             )
             if taken.rowcount == 1:
@@ -324,20 +413,30 @@ def _email_text(payload: dict[str, Any], org_name: str, who: str) -> tuple[str, 
         subject = f"{org_name}: usage stopped by {who} ({data['reason']})"
     else:
         subject = f"{org_name}: usage resumed for {who}"
-    body = (f"{subject}\n\nOrganization: {org_name}\nLimit: {who}\nPeriod: {period}\n"
-            f"Notification: {data['id']}\n\nSee the Usage page of your seatmeter dashboard at /app.\n")
+    body = (
+        f"{subject}\n\nOrganization: {org_name}\nLimit: {who}\nPeriod: {period}\n"
+        f"Notification: {data['id']}\n\nSee the Usage page of your seatmeter dashboard at /app.\n"
+    )
     return subject, body
 
 
-def _describe(conn: Connection, org_id: str, account: str) -> str:
-    if account == CREDITS:
-        return "the credit balance"
-    if account == ORGANIZATION:
-        return "the organization cap"
-    member_id = account.removeprefix("member:")
-    email = conn.execute(select(members.c.email).where(members.c.organization_id == org_id,
-                                                       members.c.id == member_id)).scalar_one_or_none()
-    return f"the cap of {email or member_id}"
+def describe_limits(conn: Connection, org_id: str, accounts: Iterable[str]) -> dict[str, str]:
+    """A name a person reads for each limit account: "the credit balance", "the cap of alice@example.com"."""
+    wanted = set(accounts)
+    member_ids = [a.removeprefix("member:") for a in wanted if a.startswith("member:")]
+    emails = (
+        dict(
+            conn.execute(
+                select(members.c.id, members.c.email).where(
+                    members.c.organization_id == org_id, members.c.id.in_(member_ids)
+                )
+            ).all()
+        )
+        if member_ids
+        else {}
+    )
+    names = {CREDITS: "the credit balance", ORGANIZATION: "the organization cap"}
+    return {a: names.get(a) or f"the cap of {emails.get(a.removeprefix('member:'), a)}" for a in wanted}
 
 
 def deliver_once(app: App, *, policy: RetryPolicy | None = None) -> DeliveryReport:
@@ -350,20 +449,30 @@ def deliver_once(app: App, *, policy: RetryPolicy | None = None) -> DeliveryRepo
         sender.close()
 
 
-def deliver_due(engine: Engine, now: datetime, *, sender: WebhookSender, mailer: Mailer,
-                policy: RetryPolicy | None = None, batch: int = 100) -> DeliveryReport:
+def deliver_due(
+    engine: Engine,
+    now: datetime,
+    *,
+    sender: WebhookSender,
+    mailer: Mailer,
+    policy: RetryPolicy | None = None,
+    batch: int = 100,
+) -> DeliveryReport:
     """Send every delivery due at `now`, record each attempt, and schedule or give up on failures."""
     policy = policy or RetryPolicy()
     delivered = retrying = failed = 0
     for row in _claim(engine, now, batch):
         with engine.connect() as conn:
-            note = conn.execute(select(notifications).where(
-                notifications.c.organization_id == row.organization_id,
-                notifications.c.id == row.notification_id)).one()
+            note = conn.execute(
+                select(notifications).where(
+                    notifications.c.organization_id == row.organization_id, notifications.c.id == row.notification_id
+                )
+            ).one()
             settings = read_settings(conn, row.organization_id)
-            org_name = conn.execute(select(organizations.c.name).where(
-                organizations.c.id == row.organization_id)).scalar_one()
-            who = _describe(conn, row.organization_id, note.account)
+            org_name = conn.execute(
+                select(organizations.c.name).where(organizations.c.id == row.organization_id)
+            ).scalar_one()
+            who = describe_limits(conn, row.organization_id, [note.account])[note.account]
         if row.channel == "webhook":
             secret = settings.webhook_secret or ""
             result = sender.send(row.target, secret, f"msg_{note.id}", note.payload.encode())
@@ -377,17 +486,34 @@ def deliver_due(engine: Engine, now: datetime, *, sender: WebhookSender, mailer:
         status = "delivered" if ok else ("pending" if delay is not None else "failed")
         d = notification_deliveries.c
         with engine.begin() as conn:
-            conn.execute(notification_attempts.insert().values(
-                organization_id=row.organization_id, notification_id=row.notification_id, channel=row.channel,
-                target=row.target, attempt=attempts, attempted_at=now, ok=ok, status_code=status_code,
-                error=error[:500]))
+            conn.execute(
+                notification_attempts.insert().values(
+                    organization_id=row.organization_id,
+                    notification_id=row.notification_id,
+                    channel=row.channel,
+                    target=row.target,
+                    attempt=attempts,
+                    attempted_at=now,
+                    ok=ok,
+                    status_code=status_code,
+                    error=error[:500],
+                )
+            )
             conn.execute(
                 update(notification_deliveries)
-                .where(d.organization_id == row.organization_id, d.notification_id == row.notification_id,
-                       d.channel == row.channel, d.target == row.target)
-                .values(status=status, attempts=attempts, last_error=error[:500],
-                        next_attempt_at=now + delay if delay is not None else now,
-                        delivered_at=now if ok else None)
+                .where(
+                    d.organization_id == row.organization_id,
+                    d.notification_id == row.notification_id,
+                    d.channel == row.channel,
+                    d.target == row.target,
+                )
+                .values(
+                    status=status,
+                    attempts=attempts,
+                    last_error=error[:500],
+                    next_attempt_at=now + delay if delay is not None else now,
+                    delivered_at=now if ok else None,
+                )
             )
         if ok:
             delivered += 1

@@ -127,6 +127,9 @@ def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], 
             if org.self_serve:
                 amounts[(CREDITS, "")] += price.cost.nano
         if rows:
+            # Insert in key order: concurrent batches that share keys then wait on each other in one order
+            # and cannot deadlock on the unique index.
+            rows.sort(key=lambda row: row["idempotency_key"])
             conn.execute(usage_events.insert(), rows)
             total = sum(r["cost_nano"] for r in rows)
             if total:

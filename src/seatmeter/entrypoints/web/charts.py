@@ -48,7 +48,7 @@ def render_daily_chart(days: Sequence[date], series: Sequence[Series], title: st
         f'xmlns="http://www.w3.org/2000/svg">',
         f'<title id="chart-title">{escape(title)}</title>',
         f'<desc id="chart-desc">Stacked bars of spend per day, {len(series)} series; '
-        f'the table below the chart lists the same figures.</desc>',
+        f"the table below the chart lists the same figures.</desc>",
     ]
     for tick in range(5):
         value = top * tick // 4
@@ -71,8 +71,10 @@ def render_daily_chart(days: Sequence[date], series: Sequence[Series], title: st
                 f'fill="{colour}"><title>{escape(item.label)}, {day.isoformat()}: ${Money(value)}</title></rect>'
             )
             base += value
-        if index % max(len(days) // 8, 1) == 0 or index == len(days) - 1:
-            parts.append(f'<text x="{x + bar / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle" class="axis">'
-                         f'{day.strftime("%b")} {day.day}</text>')
+        if index % max(len(days) // 8, 1) == 0:
+            parts.append(
+                f'<text x="{x + bar / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle" class="axis">'
+                f"{day.strftime('%b')} {day.day}</text>"
+            )
     parts.append("</svg>")
     return "".join(parts)

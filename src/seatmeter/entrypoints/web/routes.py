@@ -48,11 +48,7 @@ def install(api: FastAPI) -> None:
 
 
 def _secret(app: App) -> bytes:
-    cached: bytes | None = getattr(app, "_session_secret", None)
-    if cached is None:
-        cached = sessions.session_secret(app.settings.session_secret, app.settings.operator_key)
-        app._session_secret = cached  # type: ignore[attr-defined]
-    return cached
+    return sessions.session_secret(app.settings.session_secret, app.settings.operator_key)
 
 
 class Viewer:
@@ -142,8 +138,15 @@ def login(request: Request, app: AppDep, api_key: Annotated[str, Form()] = "") -
     expires = int(time.time()) + sessions.SESSION_TTL_S
     cookie = sessions.encode(_secret(app), sessions.Session(hash_key(key), expires))
     response = RedirectResponse("/app/usage", status_code=303)
-    response.set_cookie(sessions.COOKIE, cookie, max_age=sessions.SESSION_TTL_S, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https", path="/app")
+    response.set_cookie(
+        sessions.COOKIE,
+        cookie,
+        max_age=sessions.SESSION_TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/app",
+    )
     return response
 
 
@@ -156,9 +159,19 @@ def logout() -> Response:
 
 # -- the Usage page ----------------------------------------------------------------------------------
 @router.get("/usage", response_class=HTMLResponse)
-def usage_page(request: Request, app: AppDep, who: ViewerDep, q: str = "", sort: str = "spend",
-               dir: str = "desc", page: int = 1, size: int = 50, by: str = "member",  # noqa: A002
-               msg: str = "", err: str = "") -> Response:
+def usage_page(
+    request: Request,
+    app: AppDep,
+    who: ViewerDep,
+    q: str = "",
+    sort: str = "spend",
+    dir: str = "desc",
+    page: int = 1,
+    size: int = 50,
+    by: str = "member",  # noqa: A002
+    msg: str = "",
+    err: str = "",
+) -> Response:
     now = app.clock.now()
     principal = who.principal
     with app.uow() as uow:
@@ -166,8 +179,9 @@ def usage_page(request: Request, app: AppDep, who: ViewerDep, q: str = "", sort:
         org, period = dashboard.current_period(conn, who.org_id, now)
         credit = dashboard.credits_view(conn, org, now) if org.self_serve else None
         org_cap = dashboard.organization_cap(conn, org, period, now)
-        members = dashboard.member_page(conn, principal, org, period, now, search=q, sort=sort,
-                                        descending=dir != "asc", page=page, size=size)
+        members = dashboard.member_page(
+            conn, principal, org, period, now, search=q, sort=sort, descending=dir != "asc", page=page, size=size
+        )
         chart_data = dashboard.chart(conn, principal, org, period, "model" if by == "model" else "member")
         invoices = dashboard.recent_invoices(conn, org.id) if who.is_owner else []
         settings = read_settings(conn, org.id) if who.is_owner else None
@@ -181,18 +195,39 @@ def usage_page(request: Request, app: AppDep, who: ViewerDep, q: str = "", sort:
     totals = [sum(s.by_day.get(i, 0) for s in series) for i in range(len(chart_data.days))]
 
     def link(**changes: Any) -> str:
-        params = {"q": members.search, "sort": members.sort, "dir": "desc" if members.descending else "asc",
-                  "page": members.page, "size": members.size, "by": by_used}
+        params = {
+            "q": members.search,
+            "sort": members.sort,
+            "dir": "desc" if members.descending else "asc",
+            "page": members.page,
+            "size": members.size,
+            "by": by_used,
+        }
         params.update(changes)
         return "/app/usage?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
 
     context = {
-        "who": who, "org": org, "period": period, "now": now, "credit": credit, "org_cap": org_cap,
-        "members": members, "svg": svg, "legend": list(zip(PALETTE, [s.label for s in series], strict=False)),
-        "days": list(zip(chart_data.days, (Money(t) for t in totals), strict=True)), "by": by_used,
-        "invoices": invoices, "settings": settings, "me": me, "extra_usage": extra_usage,
-        "default_cap": default_cap, "log": log, "link": link,
-        "message": msg[:300], "error": err[:300], "idempotency_key": secrets.token_urlsafe(16),
+        "who": who,
+        "org": org,
+        "period": period,
+        "now": now,
+        "credit": credit,
+        "org_cap": org_cap,
+        "members": members,
+        "svg": svg,
+        "legend": list(zip(PALETTE, [s.label for s in series], strict=False)),
+        "days": list(zip(chart_data.days, (Money(t) for t in totals), strict=True)),
+        "by": by_used,
+        "invoices": invoices,
+        "settings": settings,
+        "me": me,
+        "extra_usage": extra_usage,
+        "default_cap": default_cap,
+        "log": log,
+        "link": link,
+        "message": msg[:300],
+        "error": err[:300],
+        "idempotency_key": secrets.token_urlsafe(16),
         "Money": Money,
     }
     return templates.TemplateResponse(request, "usage.html", context)
@@ -203,44 +238,72 @@ Csrf = Annotated[str, Form()]
 
 
 @router.post("/credits")
-def buy_credits(app: AppDep, who: ViewerDep, csrf: Csrf, amount: Annotated[str, Form()] = "",
-                idempotency_key: Annotated[str, Form()] = "") -> Response:
+def buy_credits(
+    app: AppDep,
+    who: ViewerDep,
+    csrf: Csrf,
+    amount: Annotated[str, Form()] = "",
+    idempotency_key: Annotated[str, Form()] = "",
+) -> Response:
     _check_csrf(who, csrf)
-    return _act(lambda: credits.buy_credits(app.uow(), who.principal, who.org_id, amount.strip(),
-                                            idempotency_key, app.clock.now()),
-                f"Bought {amount.strip()} USD of credits.", "#credits")
+    return _act(
+        lambda: credits.buy_credits(
+            app.uow(), who.principal, who.org_id, amount.strip(), idempotency_key, app.clock.now()
+        ),
+        f"Bought {amount.strip()} USD of credits.",
+        "#credits",
+    )
 
 
 @router.post("/caps/organization")
-def set_organization_cap(app: AppDep, who: ViewerDep, csrf: Csrf, limit: Annotated[str, Form()] = "",
-                         action: Annotated[str, Form()] = "set") -> Response:
+def set_organization_cap(
+    app: AppDep, who: ViewerDep, csrf: Csrf, limit: Annotated[str, Form()] = "", action: Annotated[str, Form()] = "set"
+) -> Response:
     _check_csrf(who, csrf)
     value = None if action == "clear" else limit.strip()
-    return _act(lambda: caps.set_cap(app.uow(), who.principal, who.org_id, "organization", value, app.clock.now()),
-                "The organization cap is now " + (f"{value} USD." if value else "unlimited."), "#org-cap")
+    return _act(
+        lambda: caps.set_cap(app.uow(), who.principal, who.org_id, "organization", value, app.clock.now()),
+        "The organization cap is now " + (f"{value} USD." if value else "unlimited."),
+        "#org-cap",
+    )
 
 
 @router.post("/caps/member-default")
-def set_default_cap(app: AppDep, who: ViewerDep, csrf: Csrf, limit: Annotated[str, Form()] = "",
-                    action: Annotated[str, Form()] = "set") -> Response:
+def set_default_cap(
+    app: AppDep, who: ViewerDep, csrf: Csrf, limit: Annotated[str, Form()] = "", action: Annotated[str, Form()] = "set"
+) -> Response:
     _check_csrf(who, csrf)
     value = None if action == "clear" else limit.strip()
-    return _act(lambda: caps.set_cap(app.uow(), who.principal, who.org_id, "member_default", value, app.clock.now()),
-                "The default member cap is now " + (f"{value} USD." if value else "unlimited."), "#members")
+    return _act(
+        lambda: caps.set_cap(app.uow(), who.principal, who.org_id, "member_default", value, app.clock.now()),
+        "The default member cap is now " + (f"{value} USD." if value else "unlimited."),
+        "#members",
+    )
 
 
 @router.post("/caps/members/{member_id}")
-def set_member_cap(member_id: str, app: AppDep, who: ViewerDep, csrf: Csrf, limit: Annotated[str, Form()] = "",
-                   action: Annotated[str, Form()] = "set") -> Response:
+def set_member_cap(
+    member_id: str,
+    app: AppDep,
+    who: ViewerDep,
+    csrf: Csrf,
+    limit: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "set",
+) -> Response:
     _check_csrf(who, csrf)
     now = app.clock.now()
     if action == "clear":
-        return _act(lambda: caps.clear_member_cap(app.uow(), who.principal, who.org_id, member_id, now),
-                    "The member's own cap is removed; the default cap applies.", "#members")
+        return _act(
+            lambda: caps.clear_member_cap(app.uow(), who.principal, who.org_id, member_id, now),
+            "The member's own cap is removed; the default cap applies.",
+            "#members",
+        )
     value = limit.strip()
-    return _act(lambda: caps.set_cap(app.uow(), who.principal, who.org_id, "member", value, now,
-                                     member_id=member_id),
-                f"The member's cap is now {value} USD.", "#members")
+    return _act(
+        lambda: caps.set_cap(app.uow(), who.principal, who.org_id, "member", value, now, member_id=member_id),
+        f"The member's cap is now {value} USD.",
+        "#members",
+    )
 
 
 def _split(text: str) -> list[str]:
@@ -248,16 +311,25 @@ def _split(text: str) -> list[str]:
 
 
 @router.post("/notification-settings")
-def save_notification_settings(app: AppDep, who: ViewerDep, csrf: Csrf,
-                               thresholds: Annotated[str, Form()] = "",
-                               webhook_url: Annotated[str, Form()] = "", emails: Annotated[str, Form()] = "",
-                               low_balance: Annotated[str, Form()] = "") -> Response:
+def save_notification_settings(
+    app: AppDep,
+    who: ViewerDep,
+    csrf: Csrf,
+    thresholds: Annotated[str, Form()] = "",
+    webhook_url: Annotated[str, Form()] = "",
+    emails: Annotated[str, Form()] = "",
+    low_balance: Annotated[str, Form()] = "",
+) -> Response:
     _check_csrf(who, csrf)
 
     def save() -> None:
         percents: list[Any] = [int(part) if part.isdigit() else part for part in _split(thresholds)]
-        body = {"thresholds_percent": percents, "webhook_url": webhook_url.strip() or None,
-                "emails": _split(emails), "low_balance": low_balance.strip() or None}
+        body = {
+            "thresholds_percent": percents,
+            "webhook_url": webhook_url.strip() or None,
+            "emails": _split(emails),
+            "low_balance": low_balance.strip() or None,
+        }
         notification_settings.put_settings(app.uow(), who.principal, who.org_id, body, app.clock.now())
 
     return _act(save, "Notification settings saved.", "#notifications")
@@ -266,8 +338,9 @@ def save_notification_settings(app: AppDep, who: ViewerDep, csrf: Csrf,
 @router.get("/invoices/{invoice_id}.csv")
 def invoice_csv(invoice_id: str, app: AppDep, who: ViewerDep) -> Response:
     text = billing.invoice_csv(app, who.principal, who.org_id, invoice_id)
-    return Response(text, media_type="text/csv",
-                    headers={"content-disposition": f'attachment; filename="{invoice_id}.csv"'})
+    return Response(
+        text, media_type="text/csv", headers={"content-disposition": f'attachment; filename="{invoice_id}.csv"'}
+    )
 
 
 @router.get("/invoices/{invoice_id}.html", response_class=HTMLResponse)
@@ -279,6 +352,13 @@ def invoice_html(invoice_id: str, app: AppDep, who: ViewerDep) -> Response:
 def set_extra_usage(app: AppDep, who: ViewerDep, csrf: Csrf, enabled: Annotated[str, Form()] = "") -> Response:
     _check_csrf(who, csrf)
     on = enabled == "on"
-    return _act(lambda: billing.set_extra_usage(app, who.principal, who.org_id, {"enabled": on}),
-                "Extra usage is now " + ("enabled: usage beyond the seat allowances is billed at API rates."
-                                         if on else "disabled: usage stops at the seat allowances."), "#extra-usage")
+    return _act(
+        lambda: billing.set_extra_usage(app, who.principal, who.org_id, {"enabled": on}),
+        "Extra usage is now "
+        + (
+            "enabled: usage beyond the seat allowances is billed at API rates."
+            if on
+            else "disabled: usage stops at the seat allowances."
+        ),
+        "#extra-usage",
+    )

@@ -78,3 +78,9 @@ def test_reconcile_within_the_tolerance_agrees(org: str) -> None:
     import_usage(org)
     assert "all 4 day and model rows agree" in invoke("reconcile", "anthropic-cost", COST, "--org", org,
                                                       "--tolerance", "0.12")
+
+
+def test_usage_of_a_skipped_key_is_not_imported(org: str) -> None:
+    out = invoke("import", "anthropic-usage", USAGE, "--org", org, "--key-map", "keys.json",
+                 "--skip-key", "apikey_01Xq9PfmT3c8nZ2LdVw0jHkA")
+    assert "4 rows, 2 events recorded" in out and "2 of skipped keys" in out

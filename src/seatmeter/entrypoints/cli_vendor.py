@@ -49,6 +49,8 @@ def import_anthropic_usage(
     key_map: Annotated[list[str], typer.Option(
         "--key-map", help="JSON file of vendor API key id -> member id or email, or KEY=MEMBER; repeatable")],
     surface: Annotated[str, typer.Option(help="the surface the usage is recorded on")] = "api",
+    skip_key: Annotated[list[str] | None, typer.Option(
+        "--skip-key", help="a vendor key id already metered (the gateway's own key); repeatable")] = None,
 ) -> None:
     """Load an Admin API usage report, mapping vendor API keys to members. Importing again counts once."""
     from seatmeter.entrypoints.cli import OPERATOR, _app, console, run
@@ -57,9 +59,10 @@ def import_anthropic_usage(
 
     document = _read_json(file, "usage report")
     application = _app()
-    result = run(lambda: load(application, OPERATOR, org, document, parse_key_map(_key_map(key_map)), surface))
+    result = run(lambda: load(application, OPERATOR, org, document, parse_key_map(_key_map(key_map)), surface,
+                              skip_keys=set(skip_key or ())))
     console.print(f"{file}: {result.rows} rows, {result.accepted} events recorded, {result.duplicates} already "
-                  f"imported, {result.skipped_empty} without tokens skipped")
+                  f"imported, {result.skipped_empty} without tokens skipped, {result.skipped_keys} of skipped keys")
 
 
 @reconcile_app.command("anthropic-cost")

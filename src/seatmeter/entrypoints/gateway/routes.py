@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -113,23 +114,29 @@ async def _release(app: App, admission: gateway.Admission) -> None:
 
 
 async def _complete(app: App, admission: gateway.Admission, response: httpx.Response) -> Response:
+    """The vendor's answer goes back at once; the settle runs right after it is sent, off the member's latency.
+
+    The hold already reserves the most the request can cost, so nothing can overspend in between.
+    """
     content = await response.aread()
-    headers = _passed_headers(response, admission)
     try:
         usage_raw = json.loads(content)["usage"]
         usage, tier = usage_from_message(usage_raw), service_tier_of(usage_raw)
     except (ValueError, KeyError, TypeError, SeatmeterError):
         log.warning("hold %s: the upstream response carries no readable usage; billing its bound", admission.hold_id)
         usage, tier = None, "standard"
-    try:
-        if usage is None:
-            cost = await run_in_threadpool(gateway.settle_at_most, app, admission)
-        else:
-            cost = await run_in_threadpool(gateway.settle, app, admission, usage, tier)
-        headers["x-seatmeter-cost"] = str(cost)
-    except SeatmeterError as exc:  # the vendor answered: the member gets the answer, the operator the log line
-        log.error("hold %s could not be settled: %s %s", admission.hold_id, exc.code, exc.message)
-    return Response(content, status_code=200, headers=headers, media_type="application/json")
+
+    def settle() -> None:
+        try:
+            if usage is None:
+                gateway.settle_at_most(app, admission)
+            else:
+                gateway.settle(app, admission, usage, tier)
+        except SeatmeterError as exc:  # the member has the answer; the operator gets the log line
+            log.error("hold %s could not be settled: %s %s", admission.hold_id, exc.code, exc.message)
+
+    return Response(content, status_code=200, headers=_passed_headers(response, admission),
+                    media_type="application/json", background=BackgroundTask(settle))
 
 
 def _stream(app: App, admission: gateway.Admission, response: httpx.Response) -> MeteredStream:

@@ -384,3 +384,24 @@ def test_counting_tokens_passes_through_for_members_only(stack: Stack) -> None:
     with pytest.raises(anthropic.AuthenticationError):
         stack.client(api_key="sk-nobody").messages.count_tokens(model=SONNET, messages=HELLO)
     assert stack.events() == []
+
+
+def test_concurrent_requests_through_the_gateway_never_spend_past_the_cap(stack: Stack) -> None:
+    stack.fake.reply = " ".join(["busy"] * 3000)  # every request uses all the output it is granted
+    stack.cap_member("0.10")
+
+    async def burst() -> list[Any]:
+        async with stack.async_client() as client:
+            calls = [client.messages.create(model=SONNET, max_tokens=2000, messages=HELLO) for _ in range(16)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(burst())
+    answered = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, anthropic.RateLimitError)]
+    assert len(answered) + len(refused) == 16
+    assert answered and refused
+    events = stack.settled(len(answered))
+    assert len(events) == len(answered)
+    spent = sum((Money(e.cost_nano) for e in events), Money.zero())
+    assert Money.parse("0.09") < spent <= Money.parse("0.10")
+    wait_for(lambda: stack.held_nano() == 0)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -36,6 +38,7 @@ class Stack:
     fake: FakeAnthropic
     org: Org
     member: dict[str, Any]
+    database_url: str
     clients: list[anthropic.Anthropic] = field(default_factory=list)
 
     def client(self, **kw: Any) -> anthropic.Anthropic:
@@ -98,24 +101,45 @@ def upstream() -> Iterator[tuple[FakeAnthropic, str]]:
         yield fake, url
 
 
-@pytest.fixture
-def stack(database_url: str, clock: FixedClock, upstream: tuple[FakeAnthropic, str]) -> Iterator[Stack]:
-    fake, upstream_url = upstream
-    fake.reset()
-    app = make_app(database_url, clock, anthropic_upstream=upstream_url, anthropic_api_key=VENDOR_KEY)
+@dataclass
+class Served:
+    app: App
+    url: str
+    api: Api
+    database_url: str
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory,
+           upstream: tuple[FakeAnthropic, str]) -> Iterator[Served]:
+    """One gateway per module and database; each test gets an organization of its own (see `stack`)."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("gateway") / "seatmeter.db"
+        shutil.copy(sqlite_template, path)
+        database_url = f"sqlite:///{path}"
+    else:
+        database_url = request.getfixturevalue("postgres_url")
+    app = make_app(database_url, FixedClock(NOW), anthropic_upstream=upstream[1], anthropic_api_key=VENDOR_KEY)
     try:
         with serve_in_thread(create_app(app)) as url, httpx.Client(base_url=url) as http:
-            api = Api(http)  # type: ignore[arg-type]
-            org = create_org(api)
-            api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "100.00",
-                     "idempotency_key": "buy-1"}, key=org.owner_key, expect=201)
-            member = add_member(api, org, "dev@acme.test")
-            stack = Stack(app, url, api, fake, org, member)
-            yield stack
-            for client in stack.clients:
-                client.close()
+            yield Served(app, url, Api(http), database_url)  # type: ignore[arg-type]
     finally:
         app.engine.dispose()
+
+
+@pytest.fixture
+def stack(served: Served, upstream: tuple[FakeAnthropic, str]) -> Iterator[Stack]:
+    fake = upstream[0]
+    fake.reset()
+    org = create_org(served.api)
+    served.api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "100.00", "idempotency_key": "buy-1"},
+                    key=org.owner_key, expect=201)
+    member = add_member(served.api, org, "dev@acme.test")
+    stack = Stack(served.app, served.url, served.api, fake, org, member, served.database_url)
+    yield stack
+    for client in stack.clients:
+        client.close()
+
 
 def test_a_message_costs_exactly_the_published_price_of_its_usage(stack: Stack) -> None:
     # DESIGN.md's check (Sonnet 4.5 and 4.6 share prices):
@@ -363,14 +387,17 @@ def test_a_client_that_leaves_before_a_plain_answer_arrives_gets_its_hold_voided
     assert len(stack.fake.requests) == 1 and stack.events() == []
 
 
-def test_an_unreachable_upstream_is_a_retryable_error_and_voids_the_hold(stack: Stack, clock: FixedClock) -> None:
-    stack.app.settings = replace(stack.app.settings, anthropic_upstream="http://127.0.0.1:9")  # nothing listens
-    with serve_in_thread(create_app(stack.app)) as url:
-        client = anthropic.Anthropic(base_url=f"{url}/gateway/anthropic", api_key=stack.member["api_key"],
-                                     max_retries=0)
-        stack.clients.append(client)
-        with pytest.raises(anthropic.APIStatusError) as failed:
-            client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+def test_an_unreachable_upstream_is_a_retryable_error_and_voids_the_hold(stack: Stack) -> None:
+    nowhere = make_app(stack.database_url, FixedClock(NOW), anthropic_upstream="http://127.0.0.1:9")  # no listener
+    try:
+        with serve_in_thread(create_app(nowhere)) as url:
+            client = anthropic.Anthropic(base_url=f"{url}/gateway/anthropic", api_key=stack.member["api_key"],
+                                         max_retries=0)
+            stack.clients.append(client)
+            with pytest.raises(anthropic.APIStatusError) as failed:
+                client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+    finally:
+        nowhere.engine.dispose()
     assert failed.value.status_code == 503
     assert failed.value.body["error"]["code"] == "service_unavailable"  # type: ignore[index]
     assert failed.value.response.headers["x-should-retry"] == "true"

@@ -219,6 +219,7 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
     usage = parse_usage(body.get("usage"), required=("input_tokens", "output_tokens"))
     tier = body.get("service_tier", "standard")
     now = app.clock.now()
+    book = app.prices.get()  # before the transaction: on SQLite a refresh inside it waits on its own write lock
     with app.uow() as uow:
         conn = uow.conn
         event_id = new_id("evt")
@@ -228,7 +229,7 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
             principal.require_usage_writer(org_id, existing.member_id)
             return _settle_replay(conn, existing, usage, tier, now)
         principal.require_usage_writer(org_id, row.member_id)
-        priced = app.prices.get().cost(row.model, usage, row.created_at, tier)
+        priced = book.cost(row.model, usage, row.created_at, tier)
         cost = priced.cost
         conn.execute(
             usage_events.insert().values(

@@ -111,6 +111,15 @@ def reserve(conn: Connection, org_id: str, keys: Sequence[Key], amount_nano: int
 
 def release(conn: Connection, org_id: str, keys: Sequence[Key], held_nano: int, posted_nano: int) -> None:
     """End a hold: release what it held and post what it cost (0 for a void or an expiry)."""
+    if conn.dialect.name == "postgresql":
+        # Lock in the fixed order first, as authorize does: a bare UPDATE locks rows in whatever order its
+        # plan visits them, and a settle and an authorize of one organization could then deadlock.
+        conn.execute(
+            select(la.c.account)
+            .where(_where(org_id, keys))  # type: ignore[arg-type]
+            .order_by(la.c.account, la.c.period)
+            .with_for_update()
+        ).all()
     result = conn.execute(
         update(la)
         .where(_where(org_id, keys))  # type: ignore[arg-type]

@@ -219,7 +219,9 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
     usage = parse_usage(body.get("usage"), required=("input_tokens", "output_tokens"))
     tier = body.get("service_tier", "standard")
     now = app.clock.now()
-    book = app.prices.get()  # before the transaction: on SQLite a refresh inside it waits on its own write lock
+    # Read (and perhaps refresh) the price book before the transaction: a refresh opens its own connection,
+    # which on SQLite would wait for the write lock this transaction holds.
+    book = app.prices.get()
     with app.uow() as uow:
         conn = uow.conn
         event_id = new_id("evt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
@@ -39,6 +40,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(billing_router)
     web.install(api)  # notifications API and the /app dashboard
     api.include_router(gateway_router)
+    _hoist_inline_definitions(api)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -51,6 +53,28 @@ def create_app(app: App | None = None) -> FastAPI:
         return metrics.render()
 
     return api
+
+
+def _hoist_inline_definitions(api: FastAPI) -> None:
+    """Request schemas given by hand (openapi_extra) carry their own `$defs` while their `$ref`s point at
+    #/components/schemas: move the definitions there, so that every reference in the document resolves."""
+    build_schema = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema:
+            return api.openapi_schema
+        schema = build_schema()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for operations in schema.get("paths", {}).values():
+            for op in operations.values():
+                content = op.get("requestBody", {}).get("content", {}) if isinstance(op, dict) else {}
+                for media in content.values():
+                    for name, definition in media.get("schema", {}).pop("$defs", {}).items():
+                        components.setdefault(name, definition)
+        api.openapi_schema = schema
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 def serve_app() -> FastAPI:

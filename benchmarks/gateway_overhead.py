@@ -7,6 +7,7 @@ time over keep-alive connections, alternately to the upstream and through the ga
 state. The gateway's cost per request is authentication, a hold (one transaction), the forward, and a settle (one
 transaction).
 
+    python -m benchmarks gateway_overhead [--quick]       (with the others: `make bench`)
     python benchmarks/gateway_overhead.py [--requests 400] [--database-url postgresql+psycopg://...]
 
 Prints p50 and p99 of both paths and of the difference; `run()` returns
@@ -31,6 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+if __package__ in (None, ""):  # run as a script: make the repository's `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.registry import Size, register  # noqa: E402
 
 VENDOR_KEY = "sk-ant-bench"
 BODY = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello."}]}
@@ -139,9 +145,9 @@ def measure(requests: int = 400, warmup: int = 40, database_url: str = "") -> di
     }
 
 
-def run(requests: int = 400, database_url: str = "") -> dict[str, Any]:
+def run(requests: int = 400, database_url: str = "", warmup: int = 40) -> dict[str, Any]:
     """`database_url` empty: a new SQLite file (the embedded default); a PostgreSQL URL measures that instead."""
-    figures = measure(requests, database_url=database_url)
+    figures = measure(requests, warmup, database_url=database_url)
     added_p50 = figures["gateway_p50_ms"] - figures["direct_p50_ms"]
     added_p99 = figures["gateway_p99_ms"] - figures["direct_p99_ms"]
     print(f"gateway_overhead: {requests} sequential non-streaming requests each way "
@@ -155,7 +161,16 @@ def run(requests: int = 400, database_url: str = "") -> dict[str, Any]:
         "unit": "ms",
         "raw_limit": round(figures["direct_p50_ms"], 3),
         "ratio": round(figures["direct_p50_ms"] / figures["gateway_p50_ms"], 3),
+        "added_p99_ms": round(added_p99, 3),
+        "direct_p99_ms": round(figures["direct_p99_ms"], 3),
+        "gateway_p99_ms": round(figures["gateway_p99_ms"], 3),
     }
+
+
+@register("gateway_overhead")
+def gateway_overhead(size: Size) -> dict[str, Any]:
+    """On the embedded SQLite default, as `seatmeter serve` runs out of the box."""
+    return run(size.pick(400, 30), warmup=size.pick(40, 5))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from seatmeter.domain.money import Money
 
-__all__ = ["import_app", "reconcile_app", "register"]
+__all__ = ["fake_anthropic", "import_app", "reconcile_app", "register"]
 
 import_app = typer.Typer(help="Import usage from a vendor's reports.", no_args_is_help=True)
 reconcile_app = typer.Typer(help="Compare seatmeter's costs with a vendor's reports.", no_args_is_help=True)
@@ -98,6 +98,24 @@ def reconcile_anthropic_cost(
     console.print(f"all {len(differences)} day and model rows agree")
 
 
+def fake_anthropic(
+    port: Annotated[int, typer.Option(help="the loopback port to serve on")] = 9999,
+    api_key: Annotated[str, typer.Option(help="the vendor key it accepts (any, when empty)")] = "",
+    delay_s: Annotated[float, typer.Option(help="pause between streamed events")] = 0.0,
+) -> None:
+    """Serve a local stand-in for the Anthropic Messages API, to try the gateway with no vendor account."""
+    import uvicorn
+
+    from seatmeter.adapters.fake_anthropic import FakeAnthropic
+    from seatmeter.entrypoints.cli import console
+
+    console.print(f"fake Anthropic Messages API on http://127.0.0.1:{port}; point the gateway at it with "
+                  f"SEATMETER_ANTHROPIC_UPSTREAM=http://127.0.0.1:{port}")
+    fake = FakeAnthropic(api_key=api_key or None, delay_s=delay_s)
+    uvicorn.run(fake.app(), host="127.0.0.1", port=port, log_level="warning")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(import_app, name="import")
     app.add_typer(reconcile_app, name="reconcile")
+    app.command("fake-anthropic")(fake_anthropic)

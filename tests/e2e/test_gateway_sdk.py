@@ -432,3 +432,14 @@ def test_concurrent_requests_through_the_gateway_never_spend_past_the_cap(stack:
     spent = sum((Money(e.cost_nano) for e in events), Money.zero())
     assert Money.parse("0.09") < spent <= Money.parse("0.10")
     wait_for(lambda: stack.held_nano() == 0)
+
+
+def test_an_organization_without_credits_gets_a_payment_required_error(stack: Stack) -> None:
+    broke = create_org(stack.api)  # self-serve, no credits bought
+    member = add_member(stack.api, broke, "new@acme.test")
+    with pytest.raises(anthropic.PaymentRequiredError) as refused:
+        stack.client(api_key=member["api_key"]).messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+    error = refused.value.body["error"]  # type: ignore[index]
+    assert error["type"] == "billing_error" and error["code"] == "credits_exhausted"
+    assert "buys more credits" in error["resume"]
+    assert stack.fake.requests == []

@@ -443,3 +443,16 @@ def test_an_organization_without_credits_gets_a_payment_required_error(stack: St
     assert error["type"] == "billing_error" and error["code"] == "credits_exhausted"
     assert "buys more credits" in error["resume"]
     assert stack.fake.requests == []
+
+
+def test_a_chat_seat_cannot_use_the_claude_code_surface_through_the_gateway(stack: Stack) -> None:
+    legacy = create_org(stack.api, channel="sales_assisted", plan="usage_based_legacy", seats=0,
+                        seat_prices={"chat": "20.00", "chat_code": "30.00"})
+    stack.api.post(f"/v1/organizations/{legacy.id}/seats", {"seat_type": "chat", "quantity": 1}, expect=201)
+    member = add_member(stack.api, legacy, "chat@acme.test", seat="chat")
+    client = stack.client(api_key=member["api_key"], default_headers={"x-seatmeter-surface": "claude_code"})
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+    assert refused.value.body["error"]["code"] == "surface_not_in_seat"  # type: ignore[index]
+    stack.client(api_key=member["api_key"]).messages.create(model=SONNET, max_tokens=8, messages=HELLO)  # api is in
+    assert len(stack.fake.requests) == 1

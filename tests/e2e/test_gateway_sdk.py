@@ -456,3 +456,10 @@ def test_a_chat_seat_cannot_use_the_claude_code_surface_through_the_gateway(stac
     assert refused.value.body["error"]["code"] == "surface_not_in_seat"  # type: ignore[index]
     stack.client(api_key=member["api_key"]).messages.create(model=SONNET, max_tokens=8, messages=HELLO)  # api is in
     assert len(stack.fake.requests) == 1
+
+
+def test_listing_batches_is_refused_because_the_vendor_account_is_shared(stack: Stack) -> None:
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        stack.client().messages.batches.list()
+    assert refused.value.body["error"]["code"] == "forbidden"  # type: ignore[index]
+    assert stack.fake.requests == []

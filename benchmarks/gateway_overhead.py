@@ -96,9 +96,17 @@ def _member_key(env: dict[str, str]) -> str:
     app = build(Settings(database_url=env["SEATMETER_DATABASE_URL"]))
     operator = Principal(PrincipalKind.OPERATOR)
     now = app.clock.now()
-    org, _ = create_organization(app.uow(), operator, {
-        "name": "Bench", "channel": "sales_assisted", "seat_prices": {"enterprise": "10.00"},
-        "primary_owner": {"email": "owner@bench.test", "name": "Owner"}}, now)
+    org, _ = create_organization(
+        app.uow(),
+        operator,
+        {
+            "name": "Bench",
+            "channel": "sales_assisted",
+            "seat_prices": {"enterprise": "10.00"},
+            "primary_owner": {"email": "owner@bench.test", "name": "Owner"},
+        },
+        now,
+    )
     member = add_member(app.uow(), operator, org.id, {"email": "dev@bench.test", "name": "Dev", "role": "member"}, now)
     add_seats(app, operator, org.id, {"seat_type": "enterprise", "quantity": 1})
     assign_seat(app, operator, org.id, member.id, {"seat_type": "enterprise"})
@@ -116,21 +124,28 @@ def measure(requests: int = 400, warmup: int = 40, database_url: str = "") -> di
         fake_port, gateway_port = _free_port(), _free_port()
         fake_url, gateway_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gateway_port}"
         database_url = database_url or f"sqlite:///{Path(workdir) / 'bench.db'}"
-        env = {**os.environ, "SEATMETER_DATABASE_URL": database_url,
-               "SEATMETER_ANTHROPIC_UPSTREAM": fake_url, "SEATMETER_ANTHROPIC_API_KEY": VENDOR_KEY}
+        env = {
+            **os.environ,
+            "SEATMETER_DATABASE_URL": database_url,
+            "SEATMETER_ANTHROPIC_UPSTREAM": fake_url,
+            "SEATMETER_ANTHROPIC_API_KEY": VENDOR_KEY,
+        }
         key = _member_key(env)
         seatmeter = str(Path(sys.executable).with_name("seatmeter"))
-        with (_process([sys.executable, "-c", FAKE_SERVER, str(fake_port), VENDOR_KEY], env, fake_url),
-              _process([seatmeter, "serve", "--port", str(gateway_port)], env, f"{gateway_url}/healthz"),
-              httpx.Client(timeout=30) as client):
+        with (
+            _process([sys.executable, "-c", FAKE_SERVER, str(fake_port), VENDOR_KEY], env, fake_url),
+            _process([seatmeter, "serve", "--port", str(gateway_port)], env, f"{gateway_url}/healthz"),
+            httpx.Client(timeout=30) as client,
+        ):
             direct_headers = {"x-api-key": VENDOR_KEY, "anthropic-version": "2023-06-01"}
             gateway_headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
             direct: list[float] = []
             gateway: list[float] = []
             for i in range(warmup + requests):
-                for url, headers, samples in ((f"{fake_url}/v1/messages", direct_headers, direct),
-                                              (f"{gateway_url}/gateway/anthropic/v1/messages", gateway_headers,
-                                               gateway)):
+                for url, headers, samples in (
+                    (f"{fake_url}/v1/messages", direct_headers, direct),
+                    (f"{gateway_url}/gateway/anthropic/v1/messages", gateway_headers, gateway),
+                ):
                     started = time.perf_counter()
                     response = client.post(url, json=BODY, headers=headers)
                     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -139,8 +154,10 @@ def measure(requests: int = 400, warmup: int = 40, database_url: str = "") -> di
                     if i >= warmup:
                         samples.append(elapsed_ms)
     return {
-        "direct_p50_ms": statistics.median(direct), "direct_p99_ms": _percentile(direct, 0.99),
-        "gateway_p50_ms": statistics.median(gateway), "gateway_p99_ms": _percentile(gateway, 0.99),
+        "direct_p50_ms": statistics.median(direct),
+        "direct_p99_ms": _percentile(direct, 0.99),
+        "gateway_p50_ms": statistics.median(gateway),
+        "gateway_p99_ms": _percentile(gateway, 0.99),
         "requests": requests,
     }
 
@@ -150,8 +167,10 @@ def run(requests: int = 400, database_url: str = "", warmup: int = 40) -> dict[s
     figures = measure(requests, warmup, database_url=database_url)
     added_p50 = figures["gateway_p50_ms"] - figures["direct_p50_ms"]
     added_p99 = figures["gateway_p99_ms"] - figures["direct_p99_ms"]
-    print(f"gateway_overhead: {requests} sequential non-streaming requests each way "
-          f"({database_url.split(':')[0] if database_url else 'sqlite'})")
+    print(
+        f"gateway_overhead: {requests} sequential non-streaming requests each way "
+        f"({database_url.split(':')[0] if database_url else 'sqlite'})"
+    )
     print(f"  direct to upstream  p50 {figures['direct_p50_ms']:.2f} ms  p99 {figures['direct_p99_ms']:.2f} ms")
     print(f"  through the gateway p50 {figures['gateway_p50_ms']:.2f} ms  p99 {figures['gateway_p99_ms']:.2f} ms")
     print(f"  added               p50 {added_p50:.2f} ms  p99 {added_p99:.2f} ms")

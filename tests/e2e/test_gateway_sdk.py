@@ -42,18 +42,27 @@ class Stack:
     clients: list[anthropic.Anthropic] = field(default_factory=list)
 
     def client(self, **kw: Any) -> anthropic.Anthropic:
-        client = anthropic.Anthropic(base_url=f"{self.url}/gateway/anthropic",
-                                     api_key=kw.pop("api_key", self.member["api_key"]), max_retries=0, **kw)
+        client = anthropic.Anthropic(
+            base_url=f"{self.url}/gateway/anthropic",
+            api_key=kw.pop("api_key", self.member["api_key"]),
+            max_retries=0,
+            **kw,
+        )
         self.clients.append(client)
         return client
 
     def async_client(self) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(base_url=f"{self.url}/gateway/anthropic", api_key=self.member["api_key"],
-                                        max_retries=0)
+        return anthropic.AsyncAnthropic(
+            base_url=f"{self.url}/gateway/anthropic", api_key=self.member["api_key"], max_retries=0
+        )
 
     def cap_member(self, limit: str | None) -> None:
-        self.api.put(f"/v1/organizations/{self.org.id}/caps/members/{self.member['id']}", {"limit": limit},
-                     key=self.org.owner_key, expect=200)
+        self.api.put(
+            f"/v1/organizations/{self.org.id}/caps/members/{self.member['id']}",
+            {"limit": limit},
+            key=self.org.owner_key,
+            expect=200,
+        )
 
     def events(self) -> list[Any]:
         with self.app.engine.connect() as conn:
@@ -66,13 +75,17 @@ class Stack:
 
     def hold(self, hold_id: str) -> Any:
         with self.app.engine.connect() as conn:
-            return conn.execute(select(holds).where(holds.c.organization_id == self.org.id,
-                                                    holds.c.id == hold_id)).one()
+            return conn.execute(
+                select(holds).where(holds.c.organization_id == self.org.id, holds.c.id == hold_id)
+            ).one()
 
     def held_nano(self) -> int:
         with self.app.engine.connect() as conn:
-            return sum(conn.execute(select(limit_accounts.c.held_nano)
-                                    .where(limit_accounts.c.organization_id == self.org.id)).scalars())
+            return sum(
+                conn.execute(
+                    select(limit_accounts.c.held_nano).where(limit_accounts.c.organization_id == self.org.id)
+                ).scalars()
+            )
 
     def price(self, usage: Usage, tier: str = "standard") -> Money:
         return self.app.prices.get().cost(SONNET, usage, NOW, tier).cost
@@ -81,9 +94,13 @@ class Stack:
 def usage_of(message: Any) -> Usage:
     u = message.usage
     creation = u.cache_creation
-    return Usage(input=u.input_tokens, output=u.output_tokens, cache_read=u.cache_read_input_tokens or 0,
-                 cache_write_5m=creation.ephemeral_5m_input_tokens if creation else 0,
-                 cache_write_1h=creation.ephemeral_1h_input_tokens if creation else 0)
+    return Usage(
+        input=u.input_tokens,
+        output=u.output_tokens,
+        cache_read=u.cache_read_input_tokens or 0,
+        cache_write_5m=creation.ephemeral_5m_input_tokens if creation else 0,
+        cache_write_1h=creation.ephemeral_1h_input_tokens if creation else 0,
+    )
 
 
 def wait_for(condition: Any, timeout_s: float = 5.0) -> None:
@@ -110,8 +127,12 @@ class Served:
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def served(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory,
-           upstream: tuple[FakeAnthropic, str]) -> Iterator[Served]:
+def served(
+    request: pytest.FixtureRequest,
+    sqlite_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: tuple[FakeAnthropic, str],
+) -> Iterator[Served]:
     """One gateway per module and database; each test gets an organization of its own (see `stack`)."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("gateway") / "seatmeter.db"
@@ -132,8 +153,12 @@ def stack(served: Served, upstream: tuple[FakeAnthropic, str]) -> Iterator[Stack
     fake = upstream[0]
     fake.reset()
     org = create_org(served.api)
-    served.api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "100.00", "idempotency_key": "buy-1"},
-                    key=org.owner_key, expect=201)
+    served.api.post(
+        f"/v1/organizations/{org.id}/credits/purchases",
+        {"amount": "100.00", "idempotency_key": "buy-1"},
+        key=org.owner_key,
+        expect=201,
+    )
     member = add_member(served.api, org, "dev@acme.test")
     stack = Stack(served.app, served.url, served.api, fake, org, member, served.database_url)
     yield stack
@@ -249,8 +274,10 @@ def test_an_upstream_error_voids_the_hold_and_reaches_the_client_in_the_vendor_s
 
 def test_an_error_in_the_middle_of_a_stream_voids_the_hold(stack: Stack) -> None:
     stack.fake.fail_after_deltas = 3
-    with pytest.raises(anthropic.APIStatusError), stack.client().messages.stream(
-            model=SONNET, max_tokens=64, messages=HELLO) as stream:
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        stack.client().messages.stream(model=SONNET, max_tokens=64, messages=HELLO) as stream,
+    ):
         hold_id = stream.response.headers["x-seatmeter-hold"]
         stream.get_final_message()
     wait_for(lambda: stack.hold(hold_id).status == "voided")
@@ -272,9 +299,11 @@ def test_a_wrong_key_is_an_authentication_error(stack: Stack) -> None:
 
 
 def test_the_key_is_also_accepted_as_x_api_key(stack: Stack) -> None:
-    response = httpx.post(f"{stack.url}/gateway/anthropic/v1/messages",
-                          headers={"x-api-key": stack.member["api_key"], "anthropic-version": "2023-06-01"},
-                          json={"model": SONNET, "max_tokens": 8, "messages": HELLO})
+    response = httpx.post(
+        f"{stack.url}/gateway/anthropic/v1/messages",
+        headers={"x-api-key": stack.member["api_key"], "anthropic-version": "2023-06-01"},
+        json={"model": SONNET, "max_tokens": 8, "messages": HELLO},
+    )
     assert response.status_code == 200 and response.json()["type"] == "message"
     assert stack.fake.last_request.headers["anthropic-version"] == "2023-06-01"
 
@@ -290,7 +319,8 @@ def test_a_service_key_meters_the_member_it_names(stack: Stack) -> None:
 
 def test_the_surface_header_is_recorded_on_the_usage(stack: Stack) -> None:
     stack.client(default_headers={"x-seatmeter-surface": "claude_code"}).messages.create(
-        model=SONNET, max_tokens=8, messages=HELLO)
+        model=SONNET, max_tokens=8, messages=HELLO
+    )
     (event,) = stack.settled(1)
     assert event.surface == "claude_code"
 
@@ -313,7 +343,8 @@ def test_a_member_without_a_seat_is_refused_through_the_sdk(stack: Stack) -> Non
 
 
 def test_a_stream_that_outlasts_the_price_cache_refresh_is_still_settled(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # On SQLite a price-book refresh from inside the settle's transaction would wait on that transaction's lock.
     monkeypatch.setattr("seatmeter.services.price_book.REFRESH_S", 0.2)
     stack.fake.reply = " ".join(["tick"] * 10)
@@ -330,9 +361,12 @@ def test_the_key_is_checked_before_the_body(stack: Stack) -> None:
     assert httpx.post(url, content=b"{not json").status_code == 401
     response = httpx.post(url, content=b"{not json", headers={"x-api-key": stack.member["api_key"]})
     assert response.status_code == 400
-    assert response.json()["error"] == {"type": "invalid_request_error", "code": "invalid_request",
-                                         "message": "the body must be a JSON object of a Messages API request",
-                                         "resume": ""}
+    assert response.json()["error"] == {
+        "type": "invalid_request_error",
+        "code": "invalid_request",
+        "message": "the body must be a JSON object of a Messages API request",
+        "resume": "",
+    }
     assert stack.fake.requests == []
 
 
@@ -369,7 +403,8 @@ def test_a_batch_that_does_not_fit_under_the_cap_is_refused_before_it_is_sent(st
 def test_a_batch_with_an_unknown_model_names_the_request(stack: Stack) -> None:
     with pytest.raises(anthropic.BadRequestError) as refused:
         stack.client().messages.batches.create(
-            requests=batch_requests("a") + batch_requests("b", model="claude-imaginary-9"))  # type: ignore[arg-type]
+            requests=batch_requests("a") + batch_requests("b", model="claude-imaginary-9")
+        )  # type: ignore[arg-type]
     error = refused.value.body["error"]  # type: ignore[index]
     assert error["code"] == "unknown_model" and error["message"].startswith("requests[1]")
     assert stack.fake.requests == []
@@ -378,8 +413,12 @@ def test_a_batch_with_an_unknown_model_names_the_request(stack: Stack) -> None:
 def test_a_client_that_leaves_before_a_plain_answer_arrives_gets_its_hold_voided(stack: Stack) -> None:
     stack.fake.response_delay_s = 1.0
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{stack.url}/gateway/anthropic/v1/messages", headers={"x-api-key": stack.member["api_key"]},
-                   json={"model": SONNET, "max_tokens": 8, "messages": HELLO}, timeout=0.3)
+        httpx.post(
+            f"{stack.url}/gateway/anthropic/v1/messages",
+            headers={"x-api-key": stack.member["api_key"]},
+            json={"model": SONNET, "max_tokens": 8, "messages": HELLO},
+            timeout=0.3,
+        )
     wait_for(lambda: stack.held_nano() == 0)
     with stack.app.engine.connect() as conn:
         statuses = list(conn.execute(select(holds.c.status).where(holds.c.organization_id == stack.org.id)).scalars())
@@ -391,8 +430,9 @@ def test_an_unreachable_upstream_is_a_retryable_error_and_voids_the_hold(stack: 
     nowhere = make_app(stack.database_url, FixedClock(NOW), anthropic_upstream="http://127.0.0.1:9")  # no listener
     try:
         with serve_in_thread(create_app(nowhere)) as url:
-            client = anthropic.Anthropic(base_url=f"{url}/gateway/anthropic", api_key=stack.member["api_key"],
-                                         max_retries=0)
+            client = anthropic.Anthropic(
+                base_url=f"{url}/gateway/anthropic", api_key=stack.member["api_key"], max_retries=0
+            )
             stack.clients.append(client)
             with pytest.raises(anthropic.APIStatusError) as failed:
                 client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
@@ -446,8 +486,13 @@ def test_an_organization_without_credits_gets_a_payment_required_error(stack: St
 
 
 def test_a_chat_seat_cannot_use_the_claude_code_surface_through_the_gateway(stack: Stack) -> None:
-    legacy = create_org(stack.api, channel="sales_assisted", plan="usage_based_legacy", seats=0,
-                        seat_prices={"chat": "20.00", "chat_code": "30.00"})
+    legacy = create_org(
+        stack.api,
+        channel="sales_assisted",
+        plan="usage_based_legacy",
+        seats=0,
+        seat_prices={"chat": "20.00", "chat_code": "30.00"},
+    )
     stack.api.post(f"/v1/organizations/{legacy.id}/seats", {"seat_type": "chat", "quantity": 1}, expect=201)
     member = add_member(stack.api, legacy, "chat@acme.test", seat="chat")
     client = stack.client(api_key=member["api_key"], default_headers={"x-seatmeter-surface": "claude_code"})

@@ -27,12 +27,19 @@ def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     application = build(Settings())
     operator = Principal(PrincipalKind.OPERATOR)
     now = application.clock.now()
-    organization, _ = create_organization(application.uow(), operator, {
-        "name": "Acme", "channel": "sales_assisted", "seat_prices": {"enterprise": "10.00"},
-        "primary_owner": {"email": "owner@acme.test", "name": "Olive"}}, now)
+    organization, _ = create_organization(
+        application.uow(),
+        operator,
+        {
+            "name": "Acme",
+            "channel": "sales_assisted",
+            "seat_prices": {"enterprise": "10.00"},
+            "primary_owner": {"email": "owner@acme.test", "name": "Olive"},
+        },
+        now,
+    )
     for email in ("alice@acme.test", "bob@acme.test"):
-        add_member(application.uow(), operator, organization.id, {"email": email, "name": email, "role": "member"},
-                   now)
+        add_member(application.uow(), operator, organization.id, {"email": email, "name": email, "role": "member"}, now)
     application.engine.dispose()
     (tmp_path / "keys.json").write_text(json.dumps({"apikey_01Rj2N8SVvo6BePZj99NhmiT": "alice@acme.test"}))
     monkeypatch.chdir(tmp_path)
@@ -46,8 +53,18 @@ def invoke(*args: str, code: int = 0) -> str:
 
 
 def import_usage(org: str, code: int = 0) -> str:
-    return invoke("import", "anthropic-usage", USAGE, "--org", org, "--key-map", "keys.json",
-                  "--key-map", "apikey_01Xq9PfmT3c8nZ2LdVw0jHkA=bob@acme.test", code=code)
+    return invoke(
+        "import",
+        "anthropic-usage",
+        USAGE,
+        "--org",
+        org,
+        "--key-map",
+        "keys.json",
+        "--key-map",
+        "apikey_01Xq9PfmT3c8nZ2LdVw0jHkA=bob@acme.test",
+        code=code,
+    )
 
 
 def test_importing_a_usage_report_twice_records_its_events_once(org: str) -> None:
@@ -61,29 +78,39 @@ def test_an_unmapped_api_key_is_refused_with_the_invalid_request_exit_code(org: 
 
 
 def test_a_missing_file_is_reported_not_raised(org: str) -> None:
-    assert "cannot read the usage report" in invoke("import", "anthropic-usage", "nope.json", "--org", org,
-                                                    "--key-map", "keys.json", code=2)
+    assert "cannot read the usage report" in invoke(
+        "import", "anthropic-usage", "nope.json", "--org", org, "--key-map", "keys.json", code=2
+    )
 
 
 def test_reconcile_prints_the_differences_per_day_and_model_and_exits_1(org: str) -> None:
     import_usage(org)
     out = invoke("reconcile", "anthropic-cost", COST, "--org", org, code=1)
     lines = [line for line in out.splitlines() if "2026-11-03" in line]
-    assert any("claude-opus-4-6" in line and "2.05" in line and "-0.05" in line and "differs" in line
-               for line in lines)
+    assert any("claude-opus-4-6" in line and "2.05" in line and "-0.05" in line and "differs" in line for line in lines)
     assert any("(web_search)" in line and "-0.12" in line for line in lines)
     assert "2 of 4 day and model rows differ" in out
 
 
 def test_reconcile_within_the_tolerance_agrees(org: str) -> None:
     import_usage(org)
-    assert "all 4 day and model rows agree" in invoke("reconcile", "anthropic-cost", COST, "--org", org,
-                                                      "--tolerance", "0.12")
+    assert "all 4 day and model rows agree" in invoke(
+        "reconcile", "anthropic-cost", COST, "--org", org, "--tolerance", "0.12"
+    )
 
 
 def test_usage_of_a_skipped_key_is_not_imported(org: str) -> None:
-    out = invoke("import", "anthropic-usage", USAGE, "--org", org, "--key-map", "keys.json",
-                 "--skip-key", "apikey_01Xq9PfmT3c8nZ2LdVw0jHkA")
+    out = invoke(
+        "import",
+        "anthropic-usage",
+        USAGE,
+        "--org",
+        org,
+        "--key-map",
+        "keys.json",
+        "--skip-key",
+        "apikey_01Xq9PfmT3c8nZ2LdVw0jHkA",
+    )
     assert "4 rows, 2 events recorded" in out and "2 of skipped keys" in out
 
 
@@ -93,6 +120,8 @@ def test_the_fake_upstream_command_serves_the_messages_api(monkeypatch: pytest.M
     assert "SEATMETER_ANTHROPIC_UPSTREAM=http://127.0.0.1:9876" in invoke("fake-anthropic", "--port", "9876")
     assert served["port"] == 9876 and served["host"] == "127.0.0.1"
     with TestClient(served["app"]) as client:  # type: ignore[arg-type]
-        reply = client.post("/v1/messages", json={"model": "claude-haiku-4-5", "max_tokens": 3,
-                                                  "messages": [{"role": "user", "content": "hi"}]})
+        reply = client.post(
+            "/v1/messages",
+            json={"model": "claude-haiku-4-5", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]},
+        )
     assert reply.status_code == 200 and reply.json()["usage"]["output_tokens"] == 3

@@ -14,14 +14,19 @@ def fake():
 
 @pytest.fixture
 def client(fake):
-    with serve_in_thread(fake.app()) as url, anthropic.Anthropic(
-            base_url=url, api_key="unused", max_retries=0, default_headers={"x-api-key": "sk-vendor"}) as client:
+    with (
+        serve_in_thread(fake.app()) as url,
+        anthropic.Anthropic(
+            base_url=url, api_key="unused", max_retries=0, default_headers={"x-api-key": "sk-vendor"}
+        ) as client,
+    ):
         yield client
 
 
 def test_the_sdk_reads_a_fake_message_with_usage(client, fake):
-    message = client.messages.create(model="claude-haiku-4-5", max_tokens=3,
-                                     messages=[{"role": "user", "content": "count"}])
+    message = client.messages.create(
+        model="claude-haiku-4-5", max_tokens=3, messages=[{"role": "user", "content": "count"}]
+    )
     assert message.content[0].text == "one two three"
     assert message.stop_reason == "max_tokens"
     assert message.usage.output_tokens == 3 and message.usage.cache_read_input_tokens == 7
@@ -29,8 +34,9 @@ def test_the_sdk_reads_a_fake_message_with_usage(client, fake):
 
 
 def test_the_sdk_reads_a_fake_stream_to_the_final_message(client, fake):
-    with client.messages.stream(model="claude-haiku-4-5", max_tokens=100,
-                                messages=[{"role": "user", "content": "count"}]) as stream:
+    with client.messages.stream(
+        model="claude-haiku-4-5", max_tokens=100, messages=[{"role": "user", "content": "count"}]
+    ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text == "one two three four five"

@@ -19,12 +19,20 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 
 STREAM = (
-    sse("message_start", {"type": "message_start", "message": {"id": "msg_1", "model": "claude-haiku-4-5",
-                                                               "usage": {"input_tokens": 12, "output_tokens": 1}}})
-    + sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                  "delta": {"type": "text_delta", "text": "Hello"}})
-    + sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                            "usage": {"output_tokens": 7}})
+    sse(
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {"id": "msg_1", "model": "claude-haiku-4-5", "usage": {"input_tokens": 12, "output_tokens": 1}},
+        },
+    )
+    + sse(
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}},
+    )
+    + sse(
+        "message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}}
+    )
     + sse("message_stop", {"type": "message_stop"})
 )
 

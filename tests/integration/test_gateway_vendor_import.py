@@ -31,28 +31,46 @@ def report(name: str) -> Any:
 @pytest.fixture
 def org(app: App) -> dict[str, str]:
     now = app.clock.now()
-    organization, _owner = create_organization(app.uow(), OPERATOR, {
-        "name": "Acme", "timezone": "UTC", "plan": "usage_based", "channel": "sales_assisted",
-        "term_start": "2026-01-01", "seat_prices": {"enterprise": "10.00"},
-        "primary_owner": {"email": "owner@acme.test", "name": "Olive"}}, now)
-    alice = add_member(app.uow(), OPERATOR, organization.id, {"email": "alice@acme.test", "name": "Alice",
-                                                               "role": "member"}, now)
-    bob = add_member(app.uow(), OPERATOR, organization.id, {"email": "bob@acme.test", "name": "Bob",
-                                                             "role": "member"}, now)
+    organization, _owner = create_organization(
+        app.uow(),
+        OPERATOR,
+        {
+            "name": "Acme",
+            "timezone": "UTC",
+            "plan": "usage_based",
+            "channel": "sales_assisted",
+            "term_start": "2026-01-01",
+            "seat_prices": {"enterprise": "10.00"},
+            "primary_owner": {"email": "owner@acme.test", "name": "Olive"},
+        },
+        now,
+    )
+    alice = add_member(
+        app.uow(), OPERATOR, organization.id, {"email": "alice@acme.test", "name": "Alice", "role": "member"}, now
+    )
+    bob = add_member(
+        app.uow(), OPERATOR, organization.id, {"email": "bob@acme.test", "name": "Bob", "role": "member"}, now
+    )
     return {"id": organization.id, "alice": alice.id, "bob": bob.id}
 
 
 def costs_by_member_and_model(app: App, org_id: str) -> dict[tuple[str, str, str], str]:
     with app.engine.connect() as conn:
-        rows = conn.execute(select(usage_events.c.member_id, usage_events.c.model, usage_events.c.service_tier,
-                                   usage_events.c.cost_nano).where(usage_events.c.organization_id == org_id))
+        rows = conn.execute(
+            select(
+                usage_events.c.member_id, usage_events.c.model, usage_events.c.service_tier, usage_events.c.cost_nano
+            ).where(usage_events.c.organization_id == org_id)
+        )
         return {(r.member_id, r.model, r.service_tier): str(Money(r.cost_nano)) for r in rows}
 
 
 def event_count(app: App, org_id: str) -> int:
     with app.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(usage_events)
-                                .where(usage_events.c.organization_id == org_id)).scalar_one())
+        return int(
+            conn.execute(
+                select(func.count()).select_from(usage_events).where(usage_events.c.organization_id == org_id)
+            ).scalar_one()
+        )
 
 
 def key_map(org: dict[str, str]) -> dict[str, str]:
@@ -79,15 +97,21 @@ def test_importing_the_same_report_again_counts_once(app: App, org: dict[str, st
 
 def test_a_report_with_an_unmapped_key_writes_nothing(app: App, org: dict[str, str]) -> None:
     with pytest.raises(InvalidRequest, match=BOB_KEY):
-        import_anthropic_usage(app, OPERATOR, org["id"], report("anthropic_usage_report.json"),
-                               parse_key_map({ALICE_KEY: org["alice"]}))
+        import_anthropic_usage(
+            app, OPERATOR, org["id"], report("anthropic_usage_report.json"), parse_key_map({ALICE_KEY: org["alice"]})
+        )
     assert event_count(app, org["id"]) == 0
 
 
 def test_a_key_map_naming_a_stranger_writes_nothing(app: App, org: dict[str, str]) -> None:
     with pytest.raises(InvalidRequest, match="mallory@evil.test"):
-        import_anthropic_usage(app, OPERATOR, org["id"], report("anthropic_usage_report.json"),
-                               parse_key_map({ALICE_KEY: org["alice"], BOB_KEY: "mallory@evil.test"}))
+        import_anthropic_usage(
+            app,
+            OPERATOR,
+            org["id"],
+            report("anthropic_usage_report.json"),
+            parse_key_map({ALICE_KEY: org["alice"], BOB_KEY: "mallory@evil.test"}),
+        )
     assert event_count(app, org["id"]) == 0
 
 

@@ -10,17 +10,25 @@ def test_every_seatmeter_code_has_a_status():
     assert set(STATUS_BY_CODE) == set(CODES)
 
 
-@pytest.mark.parametrize("error, status, vendor_type", [
-    (MemberCapReached("your monthly cap of $5.00 is reached", resume="An owner can raise it."), 429,
-     "rate_limit_error"),
-    (UnknownModel("model 'gpt-4' is not in the price book"), 400, "invalid_request_error"),
-])
+@pytest.mark.parametrize(
+    "error, status, vendor_type",
+    [
+        (
+            MemberCapReached("your monthly cap of $5.00 is reached", resume="An owner can raise it."),
+            429,
+            "rate_limit_error",
+        ),
+        (UnknownModel("model 'gpt-4' is not in the price book"), 400, "invalid_request_error"),
+    ],
+)
 def test_refusals_have_the_anthropic_shape_with_our_code_and_resume(error, status, vendor_type):
     response = refusal_response(error)
     body = json.loads(response.body)
     assert response.status_code == status
-    assert body == {"type": "error", "error": {"type": vendor_type, "message": error.message, "code": error.code,
-                                               "resume": error.resume}}
+    assert body == {
+        "type": "error",
+        "error": {"type": vendor_type, "message": error.message, "code": error.code, "resume": error.resume},
+    }
     assert response.headers["x-should-retry"] == "false"
 
 

@@ -10,14 +10,16 @@ from seatmeter.domain.pricing import Usage
 
 
 def test_usage_reads_every_token_kind_from_a_messages_response():
-    usage = usage_from_message({
-        "input_tokens": 3,
-        "cache_creation_input_tokens": 12_404,
-        "cache_read_input_tokens": 7,
-        "cache_creation": {"ephemeral_5m_input_tokens": 12_304, "ephemeral_1h_input_tokens": 100},
-        "output_tokens": 550,
-        "service_tier": "standard",
-    })
+    usage = usage_from_message(
+        {
+            "input_tokens": 3,
+            "cache_creation_input_tokens": 12_404,
+            "cache_read_input_tokens": 7,
+            "cache_creation": {"ephemeral_5m_input_tokens": 12_304, "ephemeral_1h_input_tokens": 100},
+            "output_tokens": 550,
+            "service_tier": "standard",
+        }
+    )
     assert usage == Usage(input=3, output=550, cache_write_5m=12_304, cache_write_1h=100, cache_read=7)
 
 
@@ -27,8 +29,12 @@ def test_cache_writes_without_a_breakdown_are_priced_as_five_minute_writes():
 
 
 def test_writes_missing_from_the_breakdown_are_not_dropped():
-    usage = usage_from_message({"cache_creation_input_tokens": 50,
-                                "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 30}})
+    usage = usage_from_message(
+        {
+            "cache_creation_input_tokens": 50,
+            "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 30},
+        }
+    )
     assert (usage.cache_write_5m, usage.cache_write_1h) == (20, 30)
 
 
@@ -50,17 +56,37 @@ def _event(name, data):
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-START = _event("message_start", {"type": "message_start", "message": {
-    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
-    "usage": {"input_tokens": 25, "cache_read_input_tokens": 10, "cache_creation_input_tokens": 0,
-              "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
-              "output_tokens": 1}}})
-DELTA = _event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                       "delta": {"type": "text_delta", "text": "Hello world"}})
-END = (_event("content_block_stop", {"type": "content_block_stop", "index": 0})
-       + _event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                                  "usage": {"output_tokens": 15}})
-       + _event("message_stop", {"type": "message_stop"}))
+START = _event(
+    "message_start",
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "content": [],
+            "usage": {
+                "input_tokens": 25,
+                "cache_read_input_tokens": 10,
+                "cache_creation_input_tokens": 0,
+                "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+                "output_tokens": 1,
+            },
+        },
+    },
+)
+DELTA = _event(
+    "content_block_delta",
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello world"}},
+)
+END = (
+    _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+    + _event(
+        "message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 15}}
+    )
+    + _event("message_stop", {"type": "message_stop"})
+)
 
 
 def test_stream_usage_combines_message_start_input_with_message_delta_output():
@@ -75,7 +101,7 @@ def test_events_split_across_arbitrary_chunks_are_read_whole():
     stream = START + DELTA + DELTA + END
     meter = StreamMeter()
     for i in range(0, len(stream), 7):
-        meter.feed(stream[i:i + 7])
+        meter.feed(stream[i : i + 7])
     assert meter.deltas == 2 and meter.usage == Usage(input=25, output=15, cache_read=10)
 
 
@@ -109,8 +135,12 @@ def test_an_interrupted_stream_is_never_billed_beyond_max_tokens():
 
 def test_message_delta_input_counts_override_the_start_when_the_vendor_sends_them():
     meter = StreamMeter()
-    meter.feed(START + _event("message_delta", {"type": "message_delta", "delta": {},
-                                                "usage": {"input_tokens": 30, "output_tokens": 4}}))
+    meter.feed(
+        START
+        + _event(
+            "message_delta", {"type": "message_delta", "delta": {}, "usage": {"input_tokens": 30, "output_tokens": 4}}
+        )
+    )
     assert meter.usage == Usage(input=30, output=4, cache_read=10)
 
 
@@ -120,8 +150,7 @@ def test_an_error_event_is_kept_for_the_gateway():
     assert meter.error == {"type": "overloaded_error", "message": "x"}
 
 
-@given(st.lists(st.integers(min_value=1, max_value=len(START + DELTA * 3 + END)), max_size=12),
-       st.booleans())
+@given(st.lists(st.integers(min_value=1, max_value=len(START + DELTA * 3 + END)), max_size=12), st.booleans())
 def test_the_usage_of_a_stream_does_not_depend_on_how_its_bytes_are_chunked(cuts, crlf):
     stream = START + DELTA * 3 + END
     if crlf:

@@ -20,16 +20,29 @@ def test_bound_is_at_least_the_utf8_bytes_of_the_prompt_text():
 
 def test_every_message_and_content_block_counts():
     one = {"messages": [{"role": "user", "content": "hi"}]}
-    three = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-                          {"role": "user", "content": [{"type": "text", "text": "more " * 100}]}]}
+    three = {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": [{"type": "text", "text": "more " * 100}]},
+        ]
+    }
     assert input_tokens_bound(three) > input_tokens_bound(one) + 500
 
 
 def test_an_image_counts_as_its_token_ceiling_not_its_base64_size():
     data = base64.b64encode(b"\x89PNG" + b"\0" * 300_000).decode()
-    body = {"messages": [{"role": "user", "content": [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
-        {"type": "text", "text": "What is this?"}]}]}
+    body = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
+                    {"type": "text", "text": "What is this?"},
+                ],
+            }
+        ]
+    }
     bound = input_tokens_bound(body)
     assert IMAGE_TOKENS_CEILING < bound < IMAGE_TOKENS_CEILING + 500
 
@@ -60,6 +73,14 @@ def test_max_tokens_is_read():
 
 def test_a_large_document_is_bounded_by_the_largest_context_window():
     pdf = base64.b64encode(b"%PDF-1.7" + b"\0" * 3_000_000).decode()
-    body = {"messages": [{"role": "user", "content": [
-        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}}]}]}
+    body = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}}
+                ],
+            }
+        ]
+    }
     assert input_tokens_bound(body) == CONTEXT_WINDOW_CEILING

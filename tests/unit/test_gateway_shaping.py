@@ -7,8 +7,18 @@ BODY = {"model": "claude-sonnet-4-6", "max_tokens": 8000, "messages": [{"role": 
 
 
 def admission(granted: int, requested: int = 8000) -> Admission:
-    return Admission(Principal(PrincipalKind.MEMBER, "org", "mem", "member"), "org", "mem", "hold", "claude-sonnet-4-6",
-                     "api", datetime(2026, 11, 15, tzinfo=UTC), 100, requested, granted)
+    return Admission(
+        Principal(PrincipalKind.MEMBER, "org", "mem", "member"),
+        "org",
+        "mem",
+        "hold",
+        "claude-sonnet-4-6",
+        "api",
+        datetime(2026, 11, 15, tzinfo=UTC),
+        100,
+        requested,
+        granted,
+    )
 
 
 def test_a_full_grant_forwards_the_body_unchanged():

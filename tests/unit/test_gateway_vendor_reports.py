@@ -48,20 +48,38 @@ def test_a_list_of_pages_is_one_report():
 
 
 def test_flattened_cache_creation_fields_are_understood():
-    document = {"data": [{"starting_at": "2026-11-02T00:00:00Z", "ending_at": "2026-11-03T00:00:00Z", "results": [
-        {"model": "claude-haiku-4-5", "uncached_input_tokens": 1, "cache_creation_5m_input_tokens": 2,
-         "cache_creation_1h_input_tokens": 3, "cache_read_input_tokens": 4, "output_tokens": 5}]}]}
+    document = {
+        "data": [
+            {
+                "starting_at": "2026-11-02T00:00:00Z",
+                "ending_at": "2026-11-03T00:00:00Z",
+                "results": [
+                    {
+                        "model": "claude-haiku-4-5",
+                        "uncached_input_tokens": 1,
+                        "cache_creation_5m_input_tokens": 2,
+                        "cache_creation_1h_input_tokens": 3,
+                        "cache_read_input_tokens": 4,
+                        "output_tokens": 5,
+                    }
+                ],
+            }
+        ]
+    }
     (row,) = parse_usage_report(document)
     assert row.usage == Usage(input=1, cache_write_5m=2, cache_write_1h=3, cache_read=4, output=5)
     assert row.service_tier == "standard" and row.api_key_id is None
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda r: r.update(output_tokens=-1), "output_tokens"),
-    (lambda r: r.update(model=None), "grouped by model"),
-    (lambda r: r.update(service_tier="priority"), "priority"),
-    (lambda r: r.update(uncached_input_tokens="12"), "uncached_input_tokens"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: r.update(output_tokens=-1), "output_tokens"),
+        (lambda r: r.update(model=None), "grouped by model"),
+        (lambda r: r.update(service_tier="priority"), "priority"),
+        (lambda r: r.update(uncached_input_tokens="12"), "uncached_input_tokens"),
+    ],
+)
 def test_a_bad_row_refuses_the_whole_report_and_names_the_row(mutate, message):
     document = _load("anthropic_usage_report.json")
     mutate(document["data"][1]["results"][0])

@@ -20,8 +20,14 @@ _PASSED_REQUEST_HEADERS = ("anthropic-version", "anthropic-beta", "accept")
 
 
 class Upstream:
-    def __init__(self, base_url: str, api_key: str, *, transport: httpx.AsyncBaseTransport | None = None,
-                 max_connections: int = 200) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 200,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         # Long generations stream for minutes: only connecting and waiting for a free connection are short.
@@ -40,16 +46,24 @@ class Upstream:
         headers["x-api-key"] = self.api_key
         return headers
 
-    async def send(self, body: Mapping[str, Any], incoming: Mapping[str, str], query: str = "", *,
-                   stream: bool) -> httpx.Response:
+    async def send(
+        self, body: Mapping[str, Any], incoming: Mapping[str, str], query: str = "", *, stream: bool
+    ) -> httpx.Response:
         """POST the body to /v1/messages. With `stream`, the response body is left unread for the caller."""
         url = f"{self.base_url}/v1/messages" + (f"?{query}" if query else "")
-        request = self.client.build_request("POST", url, content=json.dumps(body).encode(),
-                                            headers=self.headers_for(incoming))
+        request = self.client.build_request(
+            "POST", url, content=json.dumps(body).encode(), headers=self.headers_for(incoming)
+        )
         return await self.client.send(request, stream=True) if stream else await self.client.send(request)
 
-    async def call(self, method: str, path: str, incoming: Mapping[str, str], query: str = "",
-                   body: Mapping[str, Any] | None = None) -> httpx.Response:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        incoming: Mapping[str, str],
+        query: str = "",
+        body: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
         """Any other endpoint (`path` from /v1), read whole."""
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         content = json.dumps(body).encode() if body is not None else None

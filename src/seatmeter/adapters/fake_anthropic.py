@@ -70,20 +70,35 @@ class FakeAnthropic:
     _ids: Any = field(default_factory=lambda: count(1))
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/v1/messages", self._messages, methods=["POST"]),
-            Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
-            Route("/v1/messages/batches", self._create_batch, methods=["POST"]),
-            Route("/v1/messages/batches/{batch_id}", self._retrieve_batch, methods=["GET"]),
-            Route("/v1/messages/batches/{batch_id}/results", self._batch_results, methods=["GET"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/v1/messages", self._messages, methods=["POST"]),
+                Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
+                Route("/v1/messages/batches", self._create_batch, methods=["POST"]),
+                Route("/v1/messages/batches/{batch_id}", self._retrieve_batch, methods=["GET"]),
+                Route("/v1/messages/batches/{batch_id}/results", self._batch_results, methods=["GET"]),
+            ]
+        )
 
     def reset(self) -> None:
         """Back to a well-behaved upstream with nothing received (one server can then serve many tests)."""
         fresh = FakeAnthropic(api_key=self.api_key)
-        for name in ("reply", "count_input", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens",
-                     "service_tier", "delay_s", "response_delay_s", "fail_status", "fail_type", "fail_after_deltas",
-                     "streams_started", "streams_completed", "streams_abandoned"):
+        for name in (
+            "reply",
+            "count_input",
+            "cache_write_5m_tokens",
+            "cache_write_1h_tokens",
+            "cache_read_tokens",
+            "service_tier",
+            "delay_s",
+            "response_delay_s",
+            "fail_status",
+            "fail_type",
+            "fail_after_deltas",
+            "streams_started",
+            "streams_completed",
+            "streams_abandoned",
+        ):
             setattr(self, name, getattr(fresh, name))
         self.requests.clear()
         self.batches.clear()
@@ -112,13 +127,21 @@ class FakeAnthropic:
         usage = self._usage(body, output_tokens=len(generated))
         message_id = f"msg_fake{next(self._ids):06d}"
         if body.get("stream"):
-            return StreamingResponse(self._events(message_id, body["model"], generated, stop_reason, usage),
-                                     media_type="text/event-stream", headers={"request-id": f"req_{message_id}"})
+            return StreamingResponse(
+                self._events(message_id, body["model"], generated, stop_reason, usage),
+                media_type="text/event-stream",
+                headers={"request-id": f"req_{message_id}"},
+            )
         await asyncio.sleep(self.response_delay_s)
         message = {
-            "id": message_id, "type": "message", "role": "assistant", "model": body["model"],
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
             "content": [{"type": "text", "text": " ".join(generated)}],
-            "stop_reason": stop_reason, "stop_sequence": None, "usage": usage,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": usage,
         }
         return JSONResponse(message, headers={"request-id": f"req_{message_id}"})
 
@@ -143,33 +166,58 @@ class FakeAnthropic:
             "service_tier": self.service_tier,
         }
 
-    async def _events(self, message_id: str, model: str, words: list[str], stop_reason: str,
-                      usage: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def _events(
+        self, message_id: str, model: str, words: list[str], stop_reason: str, usage: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
         self.streams_started += 1
         stopped = False
         try:
             start_usage = {**usage, "output_tokens": min(1, usage["output_tokens"])}
-            yield _sse("message_start", {"type": "message_start", "message": {
-                "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
-                "stop_reason": None, "stop_sequence": None, "usage": start_usage}})
-            yield _sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                               "content_block": {"type": "text", "text": ""}})
+            yield _sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": message_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": start_usage,
+                    },
+                },
+            )
+            yield _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            )
             yield _sse("ping", {"type": "ping"})
             for i, word in enumerate(words):
                 if self.fail_after_deltas is not None and i == self.fail_after_deltas:
-                    yield _sse("error", {"type": "error", "error": {"type": self.fail_type,
-                                                                    "message": "The fake upstream failed."}})
+                    yield _sse(
+                        "error",
+                        {"type": "error", "error": {"type": self.fail_type, "message": "The fake upstream failed."}},
+                    )
                     stopped = True
                     return
                 await asyncio.sleep(self.delay_s)
                 text = word if i == 0 else f" {word}"
-                yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                   "delta": {"type": "text_delta", "text": text}})
+                yield _sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+                )
             await asyncio.sleep(self.delay_s)
             yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
-            yield _sse("message_delta", {"type": "message_delta",
-                                         "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                                         "usage": {"output_tokens": usage["output_tokens"]}})
+            yield _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                },
+            )
             yield _sse("message_stop", {"type": "message_stop"})
             stopped = True
             self.streams_completed += 1
@@ -200,23 +248,40 @@ class FakeAnthropic:
         lines = []
         for item in self.batches[batch_id]:
             params = item["params"]
-            words = self.reply.split()[:params["max_tokens"]]
+            words = self.reply.split()[: params["max_tokens"]]
             usage = {**self._usage(params, output_tokens=len(words)), "service_tier": "batch"}
-            message = {"id": f"msg_fake{next(self._ids):06d}", "type": "message", "role": "assistant",
-                       "model": params["model"], "content": [{"type": "text", "text": " ".join(words)}],
-                       "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
-            lines.append(json.dumps({"custom_id": item["custom_id"],
-                                     "result": {"type": "succeeded", "message": message}}))
+            message = {
+                "id": f"msg_fake{next(self._ids):06d}",
+                "type": "message",
+                "role": "assistant",
+                "model": params["model"],
+                "content": [{"type": "text", "text": " ".join(words)}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            lines.append(
+                json.dumps({"custom_id": item["custom_id"], "result": {"type": "succeeded", "message": message}})
+            )
         return Response("\n".join(lines) + "\n", media_type="application/binary")
 
     def _batch(self, batch_id: str, *, ended: bool, base_url: str) -> dict[str, Any]:
         size = len(self.batches[batch_id])
         return {
-            "id": batch_id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
-            "request_counts": {"processing": 0 if ended else size, "succeeded": size if ended else 0,
-                               "errored": 0, "canceled": 0, "expired": 0},
-            "created_at": "2026-11-15T11:00:00Z", "expires_at": "2026-11-16T11:00:00Z",
-            "ended_at": "2026-11-15T11:01:00Z" if ended else None, "archived_at": None,
+            "id": batch_id,
+            "type": "message_batch",
+            "processing_status": "ended" if ended else "in_progress",
+            "request_counts": {
+                "processing": 0 if ended else size,
+                "succeeded": size if ended else 0,
+                "errored": 0,
+                "canceled": 0,
+                "expired": 0,
+            },
+            "created_at": "2026-11-15T11:00:00Z",
+            "expires_at": "2026-11-16T11:00:00Z",
+            "ended_at": "2026-11-15T11:01:00Z" if ended else None,
+            "archived_at": None,
             "cancel_initiated_at": None,
             "results_url": f"{base_url.rstrip('/')}/v1/messages/batches/{batch_id}/results" if ended else None,
         }

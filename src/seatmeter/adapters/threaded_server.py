@@ -25,8 +25,9 @@ def _free_port() -> int:
 def serve_in_thread(app: Any, *, startup_timeout_s: float = 10.0) -> Iterator[str]:
     """Yields the base URL (`http://127.0.0.1:<port>`) while the app is served; stops it on exit."""
     port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto",
-                            loop="asyncio", http="h11", ws="none")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto", loop="asyncio", http="h11", ws="none"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

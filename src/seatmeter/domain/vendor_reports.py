@@ -53,8 +53,15 @@ class UsageRow:
     @property
     def idempotency_key(self) -> str:
         """The same row of the same report always gives the same key, so re-importing counts once."""
-        parts = (self.starting_at.isoformat(), self.ending_at.isoformat(), self.api_key_id or "",
-                 self.workspace_id or "", self.model, self.service_tier, self.context_window or "")
+        parts = (
+            self.starting_at.isoformat(),
+            self.ending_at.isoformat(),
+            self.api_key_id or "",
+            self.workspace_id or "",
+            self.model,
+            self.service_tier,
+            self.context_window or "",
+        )
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
         return f"anthropic-usage:{self.starting_at:%Y-%m-%dT%H:%M}:{digest}"
 
@@ -168,16 +175,25 @@ def parse_usage_report(document: Any) -> list[UsageRow]:
                 cache_write_1h=_tokens(cache_creation, "ephemeral_1h_input_tokens", f"{where}.cache_creation"),
                 cache_read=_tokens(result, "cache_read_input_tokens", where),
             )
-            rows.append(UsageRow(starting_at, ending_at, _optional_str(result, "api_key_id", where),
-                                 _optional_str(result, "workspace_id", where), model, tier,
-                                 _optional_str(result, "context_window", where), usage))
+            rows.append(
+                UsageRow(
+                    starting_at,
+                    ending_at,
+                    _optional_str(result, "api_key_id", where),
+                    _optional_str(result, "workspace_id", where),
+                    model,
+                    tier,
+                    _optional_str(result, "context_window", where),
+                    usage,
+                )
+            )
     return rows
 
 
 def cents_to_money(text: Any, where: str) -> Money:
     """A decimal string of cents ("123.45") as Money, exact to the nano-dollar (rounded once, half-up, beyond)."""
     if not isinstance(text, str):
-        raise InvalidRequest(f"{where} must be a decimal string of cents such as \"123.45\"")
+        raise InvalidRequest(f'{where} must be a decimal string of cents such as "123.45"')
     try:
         cents = Fraction(text.strip())
     except ValueError:
@@ -196,14 +212,16 @@ def parse_cost_report(document: Any) -> list[CostRow]:
             currency = result.get("currency", "USD")
             if currency != "USD":
                 raise InvalidRequest(f"{where}.currency must be USD, got {currency!r}")
-            rows.append(CostRow(
-                day=starting_at.date(),
-                model=_optional_str(result, "model", where),
-                service_tier=_optional_str(result, "service_tier", where),
-                cost_type=_optional_str(result, "cost_type", where),
-                token_type=_optional_str(result, "token_type", where),
-                amount=cents_to_money(result.get("amount"), f"{where}.amount"),
-            ))
+            rows.append(
+                CostRow(
+                    day=starting_at.date(),
+                    model=_optional_str(result, "model", where),
+                    service_tier=_optional_str(result, "service_tier", where),
+                    cost_type=_optional_str(result, "cost_type", where),
+                    token_type=_optional_str(result, "token_type", where),
+                    amount=cents_to_money(result.get("amount"), f"{where}.amount"),
+                )
+            )
     return rows
 
 
@@ -215,5 +233,7 @@ def compare_costs(
     for day, model, amount in theirs:
         vendor[(day, model)] += amount
     keys = sorted(set(ours) | set(vendor))
-    return [Difference(day, model, ours.get((day, model), Money.zero()), vendor.get((day, model), Money.zero()))
-            for day, model in keys]
+    return [
+        Difference(day, model, ours.get((day, model), Money.zero()), vendor.get((day, model), Money.zero()))
+        for day, model in keys
+    ]

@@ -46,11 +46,17 @@ def _key_map(entries: list[str]) -> Any:
 def import_anthropic_usage(
     file: Annotated[Path, typer.Argument(help="a usage_report/messages response (JSON), or a list of its pages")],
     org: Annotated[str, typer.Option("--org", help="the organization to bill")],
-    key_map: Annotated[list[str], typer.Option(
-        "--key-map", help="JSON file of vendor API key id -> member id or email, or KEY=MEMBER; repeatable")],
+    key_map: Annotated[
+        list[str],
+        typer.Option(
+            "--key-map", help="JSON file of vendor API key id -> member id or email, or KEY=MEMBER; repeatable"
+        ),
+    ],
     surface: Annotated[str, typer.Option(help="the surface the usage is recorded on")] = "api",
-    skip_key: Annotated[list[str] | None, typer.Option(
-        "--skip-key", help="a vendor key id already metered (the gateway's own key); repeatable")] = None,
+    skip_key: Annotated[
+        list[str] | None,
+        typer.Option("--skip-key", help="a vendor key id already metered (the gateway's own key); repeatable"),
+    ] = None,
 ) -> None:
     """Load an Admin API usage report, mapping vendor API keys to members. Importing again counts once."""
     from seatmeter.entrypoints.cli import OPERATOR, _app, console, run
@@ -59,10 +65,21 @@ def import_anthropic_usage(
 
     document = _read_json(file, "usage report")
     application = _app()
-    result = run(lambda: load(application, OPERATOR, org, document, parse_key_map(_key_map(key_map)), surface,
-                              skip_keys=set(skip_key or ())))
-    console.print(f"{file}: {result.rows} rows, {result.accepted} events recorded, {result.duplicates} already "
-                  f"imported, {result.skipped_empty} without tokens skipped, {result.skipped_keys} of skipped keys")
+    result = run(
+        lambda: load(
+            application,
+            OPERATOR,
+            org,
+            document,
+            parse_key_map(_key_map(key_map)),
+            surface,
+            skip_keys=set(skip_key or ()),
+        )
+    )
+    console.print(
+        f"{file}: {result.rows} rows, {result.accepted} events recorded, {result.duplicates} already "
+        f"imported, {result.skipped_empty} without tokens skipped, {result.skipped_keys} of skipped keys"
+    )
 
 
 @reconcile_app.command("anthropic-cost")
@@ -79,14 +96,27 @@ def reconcile_anthropic_cost(
     document = _read_json(file, "cost report")
     application = _app()
     differences = run(lambda: reconcile(application, OPERATOR, org, document))
-    table = Table("day", "model", "seatmeter (USD)", "vendor (USD)", "difference (USD)", "",
-                  title=f"{org}: seatmeter against {file.name}")
+    table = Table(
+        "day",
+        "model",
+        "seatmeter (USD)",
+        "vendor (USD)",
+        "difference (USD)",
+        "",
+        title=f"{org}: seatmeter against {file.name}",
+    )
     differing = 0
     for row in differences:
         off = abs(row.delta.nano) > allowed.nano
         differing += off
-        table.add_row(row.day.isoformat(), row.model, str(row.ours), str(row.theirs), str(row.delta),
-                      "[red]differs[/red]" if off else "[green]ok[/green]")
+        table.add_row(
+            row.day.isoformat(),
+            row.model,
+            str(row.ours),
+            str(row.theirs),
+            str(row.delta),
+            "[red]differs[/red]" if off else "[green]ok[/green]",
+        )
     ours = sum((d.ours for d in differences), Money.zero())
     theirs = sum((d.theirs for d in differences), Money.zero())
     table.add_section()
@@ -109,8 +139,10 @@ def fake_anthropic(
     from seatmeter.adapters.fake_anthropic import FakeAnthropic
     from seatmeter.entrypoints.cli import console
 
-    console.print(f"fake Anthropic Messages API on http://127.0.0.1:{port}; point the gateway at it with "
-                  f"SEATMETER_ANTHROPIC_UPSTREAM=http://127.0.0.1:{port}")
+    console.print(
+        f"fake Anthropic Messages API on http://127.0.0.1:{port}; point the gateway at it with "
+        f"SEATMETER_ANTHROPIC_UPSTREAM=http://127.0.0.1:{port}"
+    )
     fake = FakeAnthropic(api_key=api_key or None, delay_s=delay_s)
     uvicorn.run(fake.app(), host="127.0.0.1", port=port, log_level="warning")
 

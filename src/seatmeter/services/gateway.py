@@ -51,20 +51,25 @@ def identify(app: App, key: str | None, member_header: str | None) -> tuple[Prin
     principal = authenticate(app.uow(), key, app.settings.operator_key)
     if principal.kind is PrincipalKind.MEMBER and principal.organization_id and principal.member_id:
         if member_header and member_header != principal.member_id:
-            raise Forbidden("a member key can only make requests for its own member",
-                            resume="Leave out x-seatmeter-member, or use the organization's service key.")
+            raise Forbidden(
+                "a member key can only make requests for its own member",
+                resume="Leave out x-seatmeter-member, or use the organization's service key.",
+            )
         return principal, principal.organization_id, principal.member_id
     if principal.kind is PrincipalKind.SERVICE and principal.organization_id:
         if not member_header:
-            raise InvalidRequest("a service key must name the member it calls for in the x-seatmeter-member header",
-                                 resume="Add x-seatmeter-member: <member id>, or use the member's own key.")
+            raise InvalidRequest(
+                "a service key must name the member it calls for in the x-seatmeter-member header",
+                resume="Add x-seatmeter-member: <member id>, or use the member's own key.",
+            )
         return principal, principal.organization_id, member_header
-    raise Forbidden("the gateway meters calls of an organization's members; the operator key has no member",
-                    resume="Use a member key, or a service key with x-seatmeter-member.")
+    raise Forbidden(
+        "the gateway meters calls of an organization's members; the operator key has no member",
+        resume="Use a member key, or a service key with x-seatmeter-member.",
+    )
 
 
-def admit(app: App, key: str | None, body: Any, *, surface: str = "api",
-          member_header: str | None = None) -> Admission:
+def admit(app: App, key: str | None, body: Any, *, surface: str = "api", member_header: str | None = None) -> Admission:
     """Authenticate, check the model and the request, and hold its largest possible cost.
 
     The key is checked first, as the vendor does: a caller without a valid key learns nothing about the body.
@@ -75,21 +80,36 @@ def admit(app: App, key: str | None, body: Any, *, surface: str = "api",
         raise InvalidRequest("the body must be a JSON object of a Messages API request")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise InvalidRequest("model is required, e.g. \"claude-sonnet-4-5\"")
+        raise InvalidRequest('model is required, e.g. "claude-sonnet-4-5"')
     app.prices.resolving(model).resolve(model)  # unknown models are refused before anything is held or sent
     max_tokens = requested_max_tokens(body)
     bound = input_tokens_bound(body)
-    hold = holds.authorize(app, principal, org_id, {
-        "idempotency_key": f"gateway:{uuid.uuid4().hex}",
-        "member_id": member_id,
-        "model": model,
-        "surface": surface,
-        "estimate": {"input_tokens": bound, "max_output_tokens": max_tokens},
-        "allow_partial": True,
-    })
+    hold = holds.authorize(
+        app,
+        principal,
+        org_id,
+        {
+            "idempotency_key": f"gateway:{uuid.uuid4().hex}",
+            "member_id": member_id,
+            "model": model,
+            "surface": surface,
+            "estimate": {"input_tokens": bound, "max_output_tokens": max_tokens},
+            "allow_partial": True,
+        },
+    )
     granted = hold.max_output_tokens if hold.max_output_tokens is not None else max_tokens
-    admission = Admission(principal, org_id, member_id, hold.id, model, surface, app.clock.now(), bound, max_tokens,
-                          min(granted, max_tokens))
+    admission = Admission(
+        principal,
+        org_id,
+        member_id,
+        hold.id,
+        model,
+        surface,
+        app.clock.now(),
+        bound,
+        max_tokens,
+        min(granted, max_tokens),
+    )
     budget = _thinking_budget(body)
     if budget is not None and admission.granted_max_tokens <= MIN_THINKING_BUDGET_TOKENS < max_tokens:
         # Extended thinking needs max_tokens above its minimum budget: a grant this small cannot be used.
@@ -117,8 +137,10 @@ def shape_request(body: dict[str, Any], admission: Admission) -> dict[str, Any]:
     shaped = {**body, "max_tokens": admission.granted_max_tokens}
     budget = _thinking_budget(body)
     if budget is not None and budget >= admission.granted_max_tokens:
-        shaped["thinking"] = {**body["thinking"], "budget_tokens": max(MIN_THINKING_BUDGET_TOKENS,
-                                                                       admission.granted_max_tokens - 1)}
+        shaped["thinking"] = {
+            **body["thinking"],
+            "budget_tokens": max(MIN_THINKING_BUDGET_TOKENS, admission.granted_max_tokens - 1),
+        }
     return shaped
 
 
@@ -142,8 +164,9 @@ def settle(app: App, admission: Admission, usage: Usage, service_tier: str = "st
     recorded after the fact (always accepted and billed), once, under a key derived from the hold.
     """
     try:
-        settled = holds.settle(app, admission.principal, admission.organization_id, admission.hold_id,
-                               usage_body(usage, service_tier))
+        settled = holds.settle(
+            app, admission.principal, admission.organization_id, admission.hold_id, usage_body(usage, service_tier)
+        )
     except Conflict as refused:
         if refused.code != "hold_not_open":
             raise
@@ -152,10 +175,15 @@ def settle(app: App, admission: Admission, usage: Usage, service_tier: str = "st
 
 
 def _record_late(app: App, admission: Admission, usage: Usage, service_tier: str) -> Money:
-    event = {"idempotency_key": f"gateway-late:{admission.hold_id}", "member_id": admission.member_id,
-             "model": admission.model, "surface": admission.surface,
-             "occurred_at": admission.admitted_at.isoformat(), **usage_body(usage, service_tier)["usage"],
-             "service_tier": service_tier}
+    event = {
+        "idempotency_key": f"gateway-late:{admission.hold_id}",
+        "member_id": admission.member_id,
+        "model": admission.model,
+        "surface": admission.surface,
+        "occurred_at": admission.admitted_at.isoformat(),
+        **usage_body(usage, service_tier)["usage"],
+        "service_tier": service_tier,
+    }
     record_usage(app, Principal(PrincipalKind.OPERATOR), admission.organization_id, {"events": [event]})
     return app.prices.get().cost(admission.model, usage, admission.admitted_at, service_tier).cost
 

@@ -46,8 +46,9 @@ def caller(app: App, key: str | None, *, surface: str = "api", member_header: st
     return BatchCaller(principal, org_id, member_id, surface)
 
 
-def admit_batch(app: App, key: str | None, body: Any, *, surface: str = "api",
-                member_header: str | None = None) -> tuple[BatchCaller, Money]:
+def admit_batch(
+    app: App, key: str | None, body: Any, *, surface: str = "api", member_header: str | None = None
+) -> tuple[BatchCaller, Money]:
     """Check the caller, every request, and that the batch's largest cost at the batch tier fits now."""
     who = caller(app, key, surface=surface, member_header=member_header)
     requests = body.get("requests") if isinstance(body, dict) else None
@@ -71,10 +72,18 @@ def admit_batch(app: App, key: str | None, body: Any, *, surface: str = "api",
         numerator += estimate.input_numerator + estimate.max_output_tokens * estimate.output_rate
         models.append(model)
     at_batch_tier = Money.from_ratio(numerator, TOKENS_PER_RATE_UNIT * 2, rounding=Rounding.UP)
-    hold = holds.authorize(app, who.principal, who.organization_id, {
-        "idempotency_key": f"gateway-batch:{uuid.uuid4().hex}", "member_id": who.member_id, "model": models[0],
-        "surface": surface, "estimate": {"amount": str(at_batch_tier)},
-    })
+    hold = holds.authorize(
+        app,
+        who.principal,
+        who.organization_id,
+        {
+            "idempotency_key": f"gateway-batch:{uuid.uuid4().hex}",
+            "member_id": who.member_id,
+            "model": models[0],
+            "surface": surface,
+            "estimate": {"amount": str(at_batch_tier)},
+        },
+    )
     holds.void(app, who.principal, who.organization_id, hold.id)
     return who, at_batch_tier
 
@@ -92,15 +101,22 @@ def record_results(app: App, who: BatchCaller, batch_id: str, ended_at: datetime
                 continue  # errored, canceled and expired requests are not billed
             message = result["message"]
             usage = usage_from_message(message["usage"])
-            events.append({
-                "idempotency_key": f"anthropic-batch:{batch_id}:{item['custom_id']}",
-                "member_id": who.member_id, "model": message["model"], "surface": who.surface,
-                "occurred_at": ended_at.isoformat(), **usage_body(usage, "batch")["usage"], "service_tier": "batch",
-            })
+            events.append(
+                {
+                    "idempotency_key": f"anthropic-batch:{batch_id}:{item['custom_id']}",
+                    "member_id": who.member_id,
+                    "model": message["model"],
+                    "surface": who.surface,
+                    "occurred_at": ended_at.isoformat(),
+                    **usage_body(usage, "batch")["usage"],
+                    "service_tier": "batch",
+                }
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidRequest(f"line {number} of the results of {batch_id} is not a batch result: {exc}") from None
     accepted = 0
     for start in range(0, len(events), MAX_BATCH):
-        accepted += record_usage(app, SYSTEM, who.organization_id, {"events": events[start:start + MAX_BATCH]})[
-            "accepted"]
+        accepted += record_usage(app, SYSTEM, who.organization_id, {"events": events[start : start + MAX_BATCH]})[
+            "accepted"
+        ]
     return accepted

@@ -49,8 +49,10 @@ class Imported:
 def parse_key_map(raw: Any) -> dict[str, str]:
     """`{"apikey_...": "<member id or email>"}`; every key and value a non-empty string."""
     if not isinstance(raw, Mapping) or not raw:
-        raise InvalidRequest('the key map must be a JSON object of vendor API key id to member, '
-                             'e.g. {"apikey_01Rj2N8SVvo6BePZj99NhmiT": "alice@acme.test"}')
+        raise InvalidRequest(
+            "the key map must be a JSON object of vendor API key id to member, "
+            'e.g. {"apikey_01Rj2N8SVvo6BePZj99NhmiT": "alice@acme.test"}'
+        )
     for key, member in raw.items():
         if not isinstance(key, str) or not key or not isinstance(member, str) or not member:
             raise InvalidRequest(f"the key map entry {key!r}: {member!r} must map a key id to a member id or email")
@@ -60,8 +62,7 @@ def parse_key_map(raw: Any) -> dict[str, str]:
 def _resolve_members(app: App, org_id: str, key_map: Mapping[str, str]) -> dict[str, str]:
     """Vendor key id -> member id; members may be named by id or by email."""
     with app.uow() as uow:
-        rows = uow.conn.execute(select(members.c.id, members.c.email)
-                                .where(members.c.organization_id == org_id)).all()
+        rows = uow.conn.execute(select(members.c.id, members.c.email).where(members.c.organization_id == org_id)).all()
     by_id = {row.id for row in rows}
     by_email = {row.email.lower(): row.id for row in rows}
     resolved: dict[str, str] = {}
@@ -73,8 +74,10 @@ def _resolve_members(app: App, org_id: str, key_map: Mapping[str, str]) -> dict[
         else:
             resolved[key] = member_id
     if unknown:
-        raise InvalidRequest(f"the key map names members that are not in organization {org_id}: "
-                             f"{', '.join(sorted(unknown))}; nothing was imported")
+        raise InvalidRequest(
+            f"the key map names members that are not in organization {org_id}: "
+            f"{', '.join(sorted(unknown))}; nothing was imported"
+        )
     return resolved
 
 
@@ -88,14 +91,21 @@ def _check_rows(app: App, rows: list[UsageRow], key_members: Mapping[str, str]) 
     book = app.prices.get(fresh=True)
     unknown = sorted({row.model for row in rows if not book.knows(row.model)})
     if unknown:
-        raise UnknownModel(f"the report has usage of models the price book does not list: {', '.join(unknown)}; "
-                           f"nothing was imported",
-                           resume="Ask the operator to add them to the price book, then import again.")
+        raise UnknownModel(
+            f"the report has usage of models the price book does not list: {', '.join(unknown)}; nothing was imported",
+            resume="Ask the operator to add them to the price book, then import again.",
+        )
 
 
-def import_anthropic_usage(app: App, principal: Principal, org_id: str, document: Any,
-                           key_map: Mapping[str, str], surface: str = "api",
-                           skip_keys: Collection[str] = ()) -> Imported:
+def import_anthropic_usage(
+    app: App,
+    principal: Principal,
+    org_id: str,
+    document: Any,
+    key_map: Mapping[str, str],
+    surface: str = "api",
+    skip_keys: Collection[str] = (),
+) -> Imported:
     """`skip_keys`: vendor keys whose usage is already in seatmeter, such as the gateway's own key (its traffic
     was metered as it passed), so importing it again would bill it twice."""
     all_rows = parse_usage_report(document)
@@ -107,22 +117,24 @@ def import_anthropic_usage(app: App, principal: Principal, org_id: str, document
         usage = row.usage
         if not any(usage.as_tuple()):
             continue
-        events.append({
-            "idempotency_key": row.idempotency_key,
-            "member_id": key_members[row.api_key_id or ""],
-            "model": row.model,
-            "surface": surface,
-            "occurred_at": row.starting_at.isoformat(),
-            "service_tier": row.service_tier,
-            "input_tokens": usage.input,
-            "output_tokens": usage.output,
-            "cache_write_5m_tokens": usage.cache_write_5m,
-            "cache_write_1h_tokens": usage.cache_write_1h,
-            "cache_read_tokens": usage.cache_read,
-        })
+        events.append(
+            {
+                "idempotency_key": row.idempotency_key,
+                "member_id": key_members[row.api_key_id or ""],
+                "model": row.model,
+                "surface": surface,
+                "occurred_at": row.starting_at.isoformat(),
+                "service_tier": row.service_tier,
+                "input_tokens": usage.input,
+                "output_tokens": usage.output,
+                "cache_write_5m_tokens": usage.cache_write_5m,
+                "cache_write_1h_tokens": usage.cache_write_1h,
+                "cache_read_tokens": usage.cache_read,
+            }
+        )
     accepted = duplicates = 0
     for start in range(0, len(events), MAX_BATCH):
-        result = record_usage(app, principal, org_id, {"events": events[start:start + MAX_BATCH]})
+        result = record_usage(app, principal, org_id, {"events": events[start : start + MAX_BATCH]})
         accepted += result["accepted"]
         duplicates += result["duplicates"]
     return Imported(len(all_rows), accepted, duplicates, len(rows) - len(events), len(all_rows) - len(rows))
@@ -145,10 +157,13 @@ def reconcile_anthropic_cost(app: App, principal: Principal, org_id: str, docume
         for starting_at, ending_at in windows:
             totals = uow.conn.execute(
                 select(usage_events.c.model, func.sum(usage_events.c.cost_nano))
-                .where(usage_events.c.organization_id == org_id, usage_events.c.occurred_at >= starting_at,
-                       usage_events.c.occurred_at < ending_at)
-                .group_by(usage_events.c.model)).all()
+                .where(
+                    usage_events.c.organization_id == org_id,
+                    usage_events.c.occurred_at >= starting_at,
+                    usage_events.c.occurred_at < ending_at,
+                )
+                .group_by(usage_events.c.model)
+            ).all()
             for model, cost_nano in totals:
                 ours[(starting_at.date(), model)] += Money(int(cost_nano))
     return compare_costs(ours, theirs)
-

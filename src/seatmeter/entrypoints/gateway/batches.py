@@ -31,8 +31,10 @@ router = APIRouter(prefix="/v1/messages/batches")
 
 
 def _surface(request: Request) -> dict[str, Any]:
-    return {"surface": request.headers.get("x-seatmeter-surface", "api"),
-            "member_header": request.headers.get("x-seatmeter-member")}
+    return {
+        "surface": request.headers.get("x-seatmeter-surface", "api"),
+        "member_header": request.headers.get("x-seatmeter-member"),
+    }
 
 
 def _results_url(request: Request, batch_id: str) -> str:
@@ -64,13 +66,18 @@ async def _call(request: Request, method: str, path: str, body: Any = None) -> h
     try:
         return await upstream_for(request).call(method, path, request.headers, request.url.query, body)
     except httpx.HTTPError as exc:
-        return anthropic_error(503, f"the upstream Messages API could not be reached ({type(exc).__name__})",
-                               code="service_unavailable", resume="Try again shortly.")
+        return anthropic_error(
+            503,
+            f"the upstream Messages API could not be reached ({type(exc).__name__})",
+            code="service_unavailable",
+            resume="Try again shortly.",
+        )
 
 
 async def _caller(request: Request) -> gateway_batches.BatchCaller:
-    return await run_in_threadpool(gateway_batches.caller, seatmeter_app(request), caller_key(request),
-                                   **_surface(request))
+    return await run_in_threadpool(
+        gateway_batches.caller, seatmeter_app(request), caller_key(request), **_surface(request)
+    )
 
 
 @router.post("", summary="Create a Message Batch (checked against the member's limits)")
@@ -80,8 +87,9 @@ async def create_batch(request: Request) -> Response:
     except ValueError:
         body = None
     try:
-        await run_in_threadpool(gateway_batches.admit_batch, seatmeter_app(request), caller_key(request), body,
-                                **_surface(request))
+        await run_in_threadpool(
+            gateway_batches.admit_batch, seatmeter_app(request), caller_key(request), body, **_surface(request)
+        )
     except SeatmeterError as refused:
         return refusal_response(refused)
     response = await _call(request, "POST", "/v1/messages/batches", body)
@@ -95,9 +103,12 @@ async def list_batches(request: Request) -> Response:
     except SeatmeterError as refused:
         return refusal_response(refused)
     # One vendor key serves every organization: its list would show other organizations' batches.
-    return anthropic_error(403, "listing batches through the gateway is not allowed: the vendor account is shared "
-                                "by every organization", code="forbidden",
-                           resume="Keep the id that creating a batch returns, and retrieve the batch by it.")
+    return anthropic_error(
+        403,
+        "listing batches through the gateway is not allowed: the vendor account is shared by every organization",
+        code="forbidden",
+        resume="Keep the id that creating a batch returns, and retrieve the batch by it.",
+    )
 
 
 @router.get("/{batch_id}", summary="Retrieve a Message Batch")
@@ -138,8 +149,9 @@ async def batch_results(batch_id: str, request: Request) -> Response:
         return results if isinstance(results, Response) else _relay(request, results)
     try:
         ended_at = datetime.fromisoformat(str(stamp))
-        recorded = await run_in_threadpool(gateway_batches.record_results, app, who, batch_id, ended_at,
-                                           results.content)
+        recorded = await run_in_threadpool(
+            gateway_batches.record_results, app, who, batch_id, ended_at, results.content
+        )
         log.info("batch %s: %d results recorded for member %s", batch_id, recorded, who.member_id)
     except (ValueError, SeatmeterError) as exc:  # the member still gets the results; the operator the log line
         log.error("batch %s: results could not be recorded: %s", batch_id, exc)

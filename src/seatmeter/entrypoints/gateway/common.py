@@ -51,6 +51,5 @@ def passed_headers(upstream: httpx.Response) -> dict[str, str]:
     """The vendor's headers a client may read: ids, retry advice and rate-limit state. Never content-encoding:
     bodies are passed on decoded."""
     headers = {name: upstream.headers[name] for name in PASSED_RESPONSE_HEADERS if name in upstream.headers}
-    headers.update((name, value) for name, value in upstream.headers.items()
-                   if name.startswith("anthropic-ratelimit-"))
+    headers.update((name, value) for name, value in upstream.headers.items() if name.startswith("anthropic-ratelimit-"))
     return headers

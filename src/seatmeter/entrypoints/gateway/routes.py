@@ -52,7 +52,10 @@ async def messages(request: Request) -> Response:
         body = None  # refused by admit, once the key has been checked
     try:
         admission = await run_in_threadpool(
-            gateway.admit, app, caller_key(request), body,
+            gateway.admit,
+            app,
+            caller_key(request),
+            body,
             surface=request.headers.get("x-seatmeter-surface", "api"),
             member_header=request.headers.get("x-seatmeter-member"),
         )
@@ -63,14 +66,20 @@ async def messages(request: Request) -> Response:
     unreachable: str | None = None
     answered, response = False, None
     try:
-        answered, response = await unless_disconnected(request.receive, lambda: upstream.send(
-            forwarded, request.headers, request.url.query, stream=bool(body.get("stream"))))
+        answered, response = await unless_disconnected(
+            request.receive,
+            lambda: upstream.send(forwarded, request.headers, request.url.query, stream=bool(body.get("stream"))),
+        )
     except* httpx.HTTPError as failed:
         unreachable = type(failed.exceptions[0]).__name__
     if unreachable is not None:
         await _release(app, admission)
-        return anthropic_error(503, f"the upstream Messages API could not be reached ({unreachable})",
-                               code="service_unavailable", resume="Try again shortly.")
+        return anthropic_error(
+            503,
+            f"the upstream Messages API could not be reached ({unreachable})",
+            code="service_unavailable",
+            resume="Try again shortly.",
+        )
     if not answered or response is None:
         # The client left before the vendor answered: the request to the vendor was abandoned with it.
         await _release(app, admission)
@@ -79,8 +88,12 @@ async def messages(request: Request) -> Response:
         content = await response.aread()
         await response.aclose()
         await _release(app, admission)
-        return Response(content, status_code=response.status_code, headers=_passed_headers(response, admission),
-                        media_type=response.headers.get("content-type", "application/json"))
+        return Response(
+            content,
+            status_code=response.status_code,
+            headers=_passed_headers(response, admission),
+            media_type=response.headers.get("content-type", "application/json"),
+        )
     if body.get("stream"):
         return _stream(app, admission, response)
     return await _complete(app, admission, response)
@@ -89,19 +102,25 @@ async def messages(request: Request) -> Response:
 @router.post("/v1/messages/count_tokens", summary="Count a request's input tokens (free; passed to the vendor)")
 async def count_tokens(request: Request) -> Response:
     try:
-        await run_in_threadpool(gateway.identify, seatmeter_app(request), caller_key(request),
-                                request.headers.get("x-seatmeter-member"))
+        await run_in_threadpool(
+            gateway.identify, seatmeter_app(request), caller_key(request), request.headers.get("x-seatmeter-member")
+        )
         body: Any = json.loads(await request.body())
     except SeatmeterError as refused:
         return refusal_response(refused)
     except ValueError:
         return anthropic_error(400, "the body is not valid JSON", code="invalid_request")
     try:
-        response = await upstream_for(request).call("POST", "/v1/messages/count_tokens", request.headers,
-                                                    request.url.query, body)
+        response = await upstream_for(request).call(
+            "POST", "/v1/messages/count_tokens", request.headers, request.url.query, body
+        )
     except httpx.HTTPError as exc:
-        return anthropic_error(503, f"the upstream Messages API could not be reached ({type(exc).__name__})",
-                               code="service_unavailable", resume="Try again shortly.")
+        return anthropic_error(
+            503,
+            f"the upstream Messages API could not be reached ({type(exc).__name__})",
+            code="service_unavailable",
+            resume="Try again shortly.",
+        )
     return Response(response.content, status_code=response.status_code, headers=passed_headers(response))
 
 
@@ -135,8 +154,13 @@ async def _complete(app: App, admission: gateway.Admission, response: httpx.Resp
         except SeatmeterError as exc:  # the member has the answer; the operator gets the log line
             log.error("hold %s could not be settled: %s %s", admission.hold_id, exc.code, exc.message)
 
-    return Response(content, status_code=200, headers=_passed_headers(response, admission),
-                    media_type="application/json", background=BackgroundTask(settle))
+    return Response(
+        content,
+        status_code=200,
+        headers=_passed_headers(response, admission),
+        media_type="application/json",
+        background=BackgroundTask(settle),
+    )
 
 
 def _stream(app: App, admission: gateway.Admission, response: httpx.Response) -> MeteredStream:

@@ -31,8 +31,9 @@ StreamEnd = Callable[[StreamMeter, str], Awaitable[None]]  # (meter, "completed"
 class MeteredStream(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, upstream: httpx.Response, meter: StreamMeter, finish: StreamEnd,
-                 headers: dict[str, str]) -> None:
+    def __init__(
+        self, upstream: httpx.Response, meter: StreamMeter, finish: StreamEnd, headers: dict[str, str]
+    ) -> None:
         self.upstream = upstream
         self.meter = meter
         self.finish = finish
@@ -48,8 +49,9 @@ class MeteredStream(Response):
                 async def pump() -> None:
                     nonlocal outcome
                     try:
-                        await send({"type": "http.response.start", "status": self.status_code,
-                                    "headers": self.raw_headers})
+                        await send(
+                            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+                        )
                         async for chunk in self.upstream.aiter_bytes():
                             self.meter.feed(chunk)
                             await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -23,12 +23,16 @@ class Acknowledged:
         with self.lock:
             self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
             if response.status_code >= 500:
-                self.bodies.append(response.json() if response.headers.get("content-type", "").startswith(
-                    "application/json") else response.text)
+                self.bodies.append(
+                    response.json()
+                    if response.headers.get("content-type", "").startswith("application/json")
+                    else response.text
+                )
 
 
-def mixed_load(base: str, key: str, org: str, members: list[str], stop: threading.Event, ack: Acknowledged,
-               worker: int) -> None:
+def mixed_load(
+    base: str, key: str, org: str, members: list[str], stop: threading.Event, ack: Acknowledged, worker: int
+) -> None:
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=5) as client:
         i = 0
         while not stop.is_set():
@@ -37,18 +41,38 @@ def mixed_load(base: str, key: str, org: str, members: list[str], stop: threadin
             try:
                 if i % 5 == 0:
                     keys = [f"w{worker}-{uuid.uuid4().hex}" for _ in range(20)]
-                    response = client.post(f"/v1/organizations/{org}/usage", json={"events": [
-                        {"idempotency_key": k, "member_id": member, "model": "claude-haiku-4-5", "surface": "api",
-                         "occurred_at": "2026-11-27T10:00:00Z", "input_tokens": 100, "output_tokens": 20}
-                        for k in keys]})
+                    response = client.post(
+                        f"/v1/organizations/{org}/usage",
+                        json={
+                            "events": [
+                                {
+                                    "idempotency_key": k,
+                                    "member_id": member,
+                                    "model": "claude-haiku-4-5",
+                                    "surface": "api",
+                                    "occurred_at": "2026-11-27T10:00:00Z",
+                                    "input_tokens": 100,
+                                    "output_tokens": 20,
+                                }
+                                for k in keys
+                            ]
+                        },
+                    )
                     ack.saw(response)
                     if response.status_code == 200:
                         with ack.lock:
                             ack.events.update(keys)
                     continue
-                response = client.post(f"/v1/organizations/{org}/holds", json={
-                    "idempotency_key": f"h{worker}-{uuid.uuid4().hex}", "member_id": member,
-                    "model": "claude-haiku-4-5", "surface": "api", "estimate": {"amount": "0.01"}})
+                response = client.post(
+                    f"/v1/organizations/{org}/holds",
+                    json={
+                        "idempotency_key": f"h{worker}-{uuid.uuid4().hex}",
+                        "member_id": member,
+                        "model": "claude-haiku-4-5",
+                        "surface": "api",
+                        "estimate": {"amount": "0.01"},
+                    },
+                )
                 ack.saw(response)
                 if response.status_code != 201:
                     continue
@@ -57,8 +81,10 @@ def mixed_load(base: str, key: str, org: str, members: list[str], stop: threadin
                     ack.holds.add(hold_id)
                 if i % 3 == 0:
                     continue  # left open: it must expire later
-                settle = client.post(f"/v1/organizations/{org}/holds/{hold_id}/settle",
-                                     json={"usage": {"input_tokens": 100, "output_tokens": 30}})
+                settle = client.post(
+                    f"/v1/organizations/{org}/holds/{hold_id}/settle",
+                    json={"usage": {"input_tokens": 100, "output_tokens": 30}},
+                )
                 ack.saw(settle)
                 if settle.status_code == 200:
                     with ack.lock:
@@ -67,12 +93,15 @@ def mixed_load(base: str, key: str, org: str, members: list[str], stop: threadin
                 continue  # no answer: nothing was acknowledged
 
 
-def run_load(base: str, key: str, org: str, members: list[str], workers: int = 6) -> tuple[
-        threading.Event, Acknowledged, list[threading.Thread]]:
+def run_load(
+    base: str, key: str, org: str, members: list[str], workers: int = 6
+) -> tuple[threading.Event, Acknowledged, list[threading.Thread]]:
     stop = threading.Event()
     ack = Acknowledged()
-    threads = [threading.Thread(target=mixed_load, args=(base, key, org, members, stop, ack, w), daemon=True)
-               for w in range(workers)]
+    threads = [
+        threading.Thread(target=mixed_load, args=(base, key, org, members, stop, ack, w), daemon=True)
+        for w in range(workers)
+    ]
     for t in threads:
         t.start()
     return stop, ack, threads

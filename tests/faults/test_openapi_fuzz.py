@@ -14,8 +14,29 @@ from seatmeter.entrypoints.api.app import create_app
 from seatmeter.entrypoints.api.errors import STATUS
 from tests.conftest import OPERATOR_KEY, Api, add_member, create_org
 
-ODD_VALUES: list[Any] = [None, True, -1, 0, 2**63, -(2**63), 1.5, "", "x" * 5000, "0.1", "-5.00", "1e400", [], {},
-                         [1, 2], {"a": {"b": None}}, "2026-11-15T12:00:00", "2026-13-45", "\u0000", "💥", "NaN"]
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    -1,
+    0,
+    2**63,
+    -(2**63),
+    1.5,
+    "",
+    "x" * 5000,
+    "0.1",
+    "-5.00",
+    "1e400",
+    [],
+    {},
+    [1, 2],
+    {"a": {"b": None}},
+    "2026-11-15T12:00:00",
+    "2026-13-45",
+    "\u0000",
+    "💥",
+    "NaN",
+]
 ODD_PATH = ["x", "org_does_not_exist", "%00", "..", "a" * 300, "🙂", "hold_0000"]
 
 
@@ -83,12 +104,25 @@ def test_fuzzed_requests_with_every_role_never_get_a_5xx_and_errors_keep_the_env
     org = create_org(api)
     member = add_member(api, org, "m@acme.test")
     owner = add_member(api, org, "o@acme.test", role="owner")
-    api.post(f"/v1/organizations/{org.id}/credits/purchases", {"amount": "50.00", "idempotency_key": "c"},
-             key=org.owner_key, expect=201)
+    api.post(
+        f"/v1/organizations/{org.id}/credits/purchases",
+        {"amount": "50.00", "idempotency_key": "c"},
+        key=org.owner_key,
+        expect=201,
+    )
     keys = [OPERATOR_KEY, org.owner_key, owner["api_key"], member["api_key"], org.service_key, None, "sm_bogus"]
-    hold = api.post(f"/v1/organizations/{org.id}/holds", {"idempotency_key": "h", "member_id": member["id"],
-                    "model": "claude-sonnet-4-5", "surface": "api", "estimate": {"amount": "0.01"}},
-                    key=org.service_key, expect=201)["id"]
+    hold = api.post(
+        f"/v1/organizations/{org.id}/holds",
+        {
+            "idempotency_key": "h",
+            "member_id": member["id"],
+            "model": "claude-sonnet-4-5",
+            "surface": "api",
+            "estimate": {"amount": "0.01"},
+        },
+        key=org.service_key,
+        expect=201,
+    )["id"]
     good = {"org": org.id, "member": member["id"], "hold": hold, "invoice": "inv_x"}
     rng = random.Random(20261127)
     client = TestClient(create_app(app), raise_server_exceptions=False)
@@ -99,13 +133,18 @@ def test_fuzzed_requests_with_every_role_never_get_a_5xx_and_errors_keep_the_env
         if path.startswith("/gateway/"):
             continue  # the gateway speaks the upstream's API and error shape (issue 5), and needs an upstream
         for method, op in operations.items():
-            body_schema = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema"))
+            body_schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             for i in range(24):
-                params = {p: (good.get(p, "x") if rng.random() < 0.8 else rng.choice(ODD_PATH))
-                          for p in [s.strip("{}") for s in path.split("/") if s.startswith("{")]}
+                params = {
+                    p: (good.get(p, "x") if rng.random() < 0.8 else rng.choice(ODD_PATH))
+                    for p in [s.strip("{}") for s in path.split("/") if s.startswith("{")]
+                }
                 url = path.format(**params)
-                query = {q["name"]: rng.choice(["2026-11", "2026-1", "x", ""])
-                         for q in op.get("parameters", []) if q.get("in") == "query" and rng.random() < 0.5}
+                query = {
+                    q["name"]: rng.choice(["2026-11", "2026-1", "x", ""])
+                    for q in op.get("parameters", [])
+                    if q.get("in") == "query" and rng.random() < 0.5
+                }
                 key = keys[i % len(keys)]
                 headers = {"Authorization": f"Bearer {key}"} if key else {}
                 kwargs: dict[str, Any] = {"headers": headers, "params": query}

@@ -53,9 +53,17 @@ def test_postgres_restart_gives_clear_503s_writes_nothing_half_and_service_resum
         resumed_after = None
         started = time.monotonic()
         while time.monotonic() - started < 30:
-            response = httpx.post(f"{base}/v1/organizations/{org.id}/holds", headers={"Authorization": f"Bearer {key}"},
-                                  json={"idempotency_key": f"probe-{time.monotonic()}", "member_id": org.member_ids[0],
-                                        "model": "claude-haiku-4-5", "surface": "api", "estimate": {"amount": "0.01"}})
+            response = httpx.post(
+                f"{base}/v1/organizations/{org.id}/holds",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "idempotency_key": f"probe-{time.monotonic()}",
+                    "member_id": org.member_ids[0],
+                    "model": "claude-haiku-4-5",
+                    "surface": "api",
+                    "estimate": {"amount": "0.01"},
+                },
+            )
             if response.status_code == 201:
                 resumed_after = time.monotonic() - started
                 break

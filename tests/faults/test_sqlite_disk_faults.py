@@ -36,9 +36,21 @@ def small_disk() -> Iterator[Path]:
 
 
 def _events(member: str, start: int, n: int) -> dict[str, object]:
-    return {"events": [{"idempotency_key": f"e{start + i}", "member_id": member, "model": "claude-haiku-4-5",
-                        "surface": "api", "occurred_at": "2026-11-15T11:00:00Z", "input_tokens": 10,
-                        "output_tokens": 10, "cache_read_tokens": i} for i in range(n)]}
+    return {
+        "events": [
+            {
+                "idempotency_key": f"e{start + i}",
+                "member_id": member,
+                "model": "claude-haiku-4-5",
+                "surface": "api",
+                "occurred_at": "2026-11-15T11:00:00Z",
+                "input_tokens": 10,
+                "output_tokens": 10,
+                "cache_read_tokens": i,
+            }
+            for i in range(n)
+        ]
+    }
 
 
 def _integrity(path: Path) -> str:
@@ -64,8 +76,11 @@ def test_a_full_disk_refuses_writes_with_503_and_corrupts_nothing(small_disk: Pa
     accepted = 0
     refused = None
     for batch in range(200):  # fill the disk until a batch is refused
-        response = api.client.post(f"/v1/organizations/{org.id}/usage", json=_events(owner, batch * 500, 500),
-                                   headers={"Authorization": f"Bearer {org.service_key}"})
+        response = api.client.post(
+            f"/v1/organizations/{org.id}/usage",
+            json=_events(owner, batch * 500, 500),
+            headers={"Authorization": f"Bearer {org.service_key}"},
+        )
         if response.status_code != 200:
             refused = response
             break
@@ -80,8 +95,11 @@ def test_a_full_disk_refuses_writes_with_503_and_corrupts_nothing(small_disk: Pa
     summary = api.get(f"/v1/organizations/{org.id}/usage/summary", key=org.owner_key)
     assert summary["members"], "reads keep working on a full disk"
     ballast.unlink()
-    response = api.client.post(f"/v1/organizations/{org.id}/usage", json=_events(owner, 10**6, 10),
-                               headers={"Authorization": f"Bearer {org.service_key}"})
+    response = api.client.post(
+        f"/v1/organizations/{org.id}/usage",
+        json=_events(owner, 10**6, 10),
+        headers={"Authorization": f"Bearer {org.service_key}"},
+    )
     assert response.status_code == 200, response.text
     app.engine.dispose()  # type: ignore[attr-defined]
     assert _integrity(path) == "ok"
@@ -102,11 +120,22 @@ def test_a_read_only_disk_refuses_writes_with_503_and_writes_resume_when_it_is_w
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     try:
         for response in (
-            api.client.post(f"/v1/organizations/{org.id}/usage", json=_events(org.owner_id, 100, 5),
-                            headers={"Authorization": f"Bearer {org.service_key}"}),
-            api.client.post(f"/v1/organizations/{org.id}/holds", headers={"Authorization": f"Bearer {org.service_key}"},
-                            json={"idempotency_key": "h", "member_id": org.owner_id, "model": "claude-haiku-4-5",
-                                  "surface": "api", "estimate": {"amount": "0.01"}}),
+            api.client.post(
+                f"/v1/organizations/{org.id}/usage",
+                json=_events(org.owner_id, 100, 5),
+                headers={"Authorization": f"Bearer {org.service_key}"},
+            ),
+            api.client.post(
+                f"/v1/organizations/{org.id}/holds",
+                headers={"Authorization": f"Bearer {org.service_key}"},
+                json={
+                    "idempotency_key": "h",
+                    "member_id": org.owner_id,
+                    "model": "claude-haiku-4-5",
+                    "surface": "api",
+                    "estimate": {"amount": "0.01"},
+                },
+            ),
         ):
             assert response.status_code == 503, response.text
             assert response.json()["error"]["code"] == "service_unavailable"

@@ -181,31 +181,38 @@ def _enqueue(
     return True
 
 
-def spend_posted(conn: Connection, org_id: str, amounts: Mapping[Key, int], now: datetime) -> None:
+def spend_posted(
+    conn: Connection, org_id: str, amounts: Mapping[Key, int], now: datetime, rows: Mapping[Key, Any] | None = None
+) -> None:
     """Create the notifications for thresholds crossed by posting `amounts` (already applied to the rows).
 
     Call it in the same transaction, after the update: the rows are locked by it, so posted - amount is
-    exactly what this transaction moved from.
+    exactly what this transaction moved from. `rows`, when the caller has them, are the rows after the update.
     """
     moved = {key: amount for key, amount in amounts.items() if amount > 0}
     if not moved:
         return
-    rows = {
-        (r.account, r.period): r
-        for r in conn.execute(
-            select(limit_accounts).where(
-                limit_accounts.c.organization_id == org_id,
-                limit_accounts.c.account.in_(sorted({account for account, _ in moved})),
+    if rows is None:
+        rows = {
+            (r.account, r.period): r
+            for r in conn.execute(
+                select(limit_accounts).where(
+                    limit_accounts.c.organization_id == org_id,
+                    limit_accounts.c.account.in_(sorted({account for account, _ in moved})),
+                )
             )
-        )
-        if (r.account, r.period) in moved
-    }
+            if (r.account, r.period) in moved
+        }
     settings: NotifySettings | None = None
     generations: dict[Key, int] | None = None
     for key in sorted(moved):
         row = rows.get(key)
-        if row is None or row.limit_nano is None:
+        if row is None or row.limit_nano is None or row.limit_nano <= 0:
             continue
+        if key[0] != CREDITS and (row.posted_nano - moved[key]) * 100 // row.limit_nano == (
+            row.posted_nano * 100 // row.limit_nano
+        ):
+            continue  # still in the same whole percent of the cap: no threshold (whole percents) can be crossed
         after = Money(row.posted_nano)
         before = Money(row.posted_nano - moved[key])
         limit = Money(row.limit_nano)

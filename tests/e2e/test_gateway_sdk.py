@@ -508,3 +508,23 @@ def test_listing_batches_is_refused_because_the_vendor_account_is_shared(stack: 
         stack.client().messages.batches.list()
     assert refused.value.body["error"]["code"] == "forbidden"  # type: ignore[index]
     assert stack.fake.requests == []
+
+
+def counter(stack: Stack, labels: str) -> int:
+    """The value of seatmeter_gateway_requests_total{labels} at /metrics (counters are process-wide)."""
+    for line in httpx.get(f"{stack.url}/metrics").text.splitlines():
+        if line.startswith(f"seatmeter_gateway_requests_total{{{labels}}} "):
+            return int(line.rsplit(" ", 1)[1])
+    return 0
+
+
+def test_gateway_outcomes_are_counted_at_metrics(stack: Stack) -> None:
+    lowered = 'max_tokens_lowered="true",outcome="forwarded",stream="false"'
+    completed = 'outcome="stream_completed"'
+    before = counter(stack, lowered), counter(stack, completed)
+    with stack.client().messages.stream(model=SONNET, max_tokens=16, messages=HELLO) as stream:
+        stream.get_final_message()
+    stack.cap_member("0.01")
+    stack.fake.reply = " ".join(["many"] * 3000)
+    stack.client().messages.create(model=SONNET, max_tokens=4096, messages=HELLO)
+    wait_for(lambda: (counter(stack, lowered), counter(stack, completed)) == (before[0] + 1, before[1] + 1))

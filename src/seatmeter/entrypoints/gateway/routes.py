@@ -18,6 +18,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App
 from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.messages_usage import StreamMeter, service_tier_of, usage_from_message
@@ -30,6 +31,7 @@ from seatmeter.services import gateway
 __all__ = ["router"]
 
 log = logging.getLogger("seatmeter.gateway")
+REQUESTS = "seatmeter_gateway_requests_total"  # by outcome, at /metrics
 
 router = APIRouter(prefix="/gateway/anthropic", tags=["gateway"], lifespan=lifespan)
 router.include_router(batches_router)
@@ -60,6 +62,7 @@ async def messages(request: Request) -> Response:
             member_header=request.headers.get("x-seatmeter-member"),
         )
     except SeatmeterError as refused:
+        metrics.count(REQUESTS, outcome="refused", code=refused.code)
         return refusal_response(refused)
     forwarded = gateway.shape_request(body, admission)
     upstream = upstream_for(request)
@@ -73,6 +76,7 @@ async def messages(request: Request) -> Response:
     except* httpx.HTTPError as failed:
         unreachable = type(failed.exceptions[0]).__name__
     if unreachable is not None:
+        metrics.count(REQUESTS, outcome="upstream_unreachable")
         await _release(app, admission)
         return anthropic_error(
             503,
@@ -82,11 +86,13 @@ async def messages(request: Request) -> Response:
         )
     if not answered or response is None:
         # The client left before the vendor answered: the request to the vendor was abandoned with it.
+        metrics.count(REQUESTS, outcome="client_left")
         await _release(app, admission)
         return Response(status_code=499)
     if response.status_code != 200:
         content = await response.aread()
         await response.aclose()
+        metrics.count(REQUESTS, outcome="upstream_error", status=str(response.status_code))
         await _release(app, admission)
         return Response(
             content,
@@ -94,6 +100,12 @@ async def messages(request: Request) -> Response:
             headers=_passed_headers(response, admission),
             media_type=response.headers.get("content-type", "application/json"),
         )
+    metrics.count(
+        REQUESTS,
+        outcome="forwarded",
+        stream=str(bool(body.get("stream"))).lower(),
+        max_tokens_lowered=str(admission.lowered).lower(),
+    )
     if body.get("stream"):
         return _stream(app, admission, response)
     return await _complete(app, admission, response)
@@ -167,6 +179,7 @@ def _stream(app: App, admission: gateway.Admission, response: httpx.Response) ->
     meter = StreamMeter(max_output_tokens=admission.granted_max_tokens)
 
     async def finish(meter: StreamMeter, outcome: str) -> None:
+        metrics.count(REQUESTS, outcome=f"stream_{outcome}")
         try:
             if meter.error is not None or not meter.started or outcome == "failed":
                 await run_in_threadpool(gateway.void, app, admission)

@@ -7,6 +7,7 @@ time over keep-alive connections, alternately to the upstream and through the ga
 state. The gateway's cost per request is authentication, a hold (one transaction), the forward, and a settle (one
 transaction).
 
+    python -m benchmarks gateway_overhead [--quick]       (with the others: `make bench`)
     python benchmarks/gateway_overhead.py [--requests 400] [--database-url postgresql+psycopg://...]
 
 Prints p50 and p99 of both paths and of the difference; `run()` returns
@@ -31,6 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+if __package__ in (None, ""):  # run as a script: make the repository's `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.registry import Size, register  # noqa: E402
 
 VENDOR_KEY = "sk-ant-bench"
 BODY = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello."}]}
@@ -90,9 +96,17 @@ def _member_key(env: dict[str, str]) -> str:
     app = build(Settings(database_url=env["SEATMETER_DATABASE_URL"]))
     operator = Principal(PrincipalKind.OPERATOR)
     now = app.clock.now()
-    org, _ = create_organization(app.uow(), operator, {
-        "name": "Bench", "channel": "sales_assisted", "seat_prices": {"enterprise": "10.00"},
-        "primary_owner": {"email": "owner@bench.test", "name": "Owner"}}, now)
+    org, _ = create_organization(
+        app.uow(),
+        operator,
+        {
+            "name": "Bench",
+            "channel": "sales_assisted",
+            "seat_prices": {"enterprise": "10.00"},
+            "primary_owner": {"email": "owner@bench.test", "name": "Owner"},
+        },
+        now,
+    )
     member = add_member(app.uow(), operator, org.id, {"email": "dev@bench.test", "name": "Dev", "role": "member"}, now)
     add_seats(app, operator, org.id, {"seat_type": "enterprise", "quantity": 1})
     assign_seat(app, operator, org.id, member.id, {"seat_type": "enterprise"})
@@ -110,21 +124,28 @@ def measure(requests: int = 400, warmup: int = 40, database_url: str = "") -> di
         fake_port, gateway_port = _free_port(), _free_port()
         fake_url, gateway_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gateway_port}"
         database_url = database_url or f"sqlite:///{Path(workdir) / 'bench.db'}"
-        env = {**os.environ, "SEATMETER_DATABASE_URL": database_url,
-               "SEATMETER_ANTHROPIC_UPSTREAM": fake_url, "SEATMETER_ANTHROPIC_API_KEY": VENDOR_KEY}
+        env = {
+            **os.environ,
+            "SEATMETER_DATABASE_URL": database_url,
+            "SEATMETER_ANTHROPIC_UPSTREAM": fake_url,
+            "SEATMETER_ANTHROPIC_API_KEY": VENDOR_KEY,
+        }
         key = _member_key(env)
         seatmeter = str(Path(sys.executable).with_name("seatmeter"))
-        with (_process([sys.executable, "-c", FAKE_SERVER, str(fake_port), VENDOR_KEY], env, fake_url),
-              _process([seatmeter, "serve", "--port", str(gateway_port)], env, f"{gateway_url}/healthz"),
-              httpx.Client(timeout=30) as client):
+        with (
+            _process([sys.executable, "-c", FAKE_SERVER, str(fake_port), VENDOR_KEY], env, fake_url),
+            _process([seatmeter, "serve", "--port", str(gateway_port)], env, f"{gateway_url}/healthz"),
+            httpx.Client(timeout=30) as client,
+        ):
             direct_headers = {"x-api-key": VENDOR_KEY, "anthropic-version": "2023-06-01"}
             gateway_headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
             direct: list[float] = []
             gateway: list[float] = []
             for i in range(warmup + requests):
-                for url, headers, samples in ((f"{fake_url}/v1/messages", direct_headers, direct),
-                                              (f"{gateway_url}/gateway/anthropic/v1/messages", gateway_headers,
-                                               gateway)):
+                for url, headers, samples in (
+                    (f"{fake_url}/v1/messages", direct_headers, direct),
+                    (f"{gateway_url}/gateway/anthropic/v1/messages", gateway_headers, gateway),
+                ):
                     started = time.perf_counter()
                     response = client.post(url, json=BODY, headers=headers)
                     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -133,19 +154,23 @@ def measure(requests: int = 400, warmup: int = 40, database_url: str = "") -> di
                     if i >= warmup:
                         samples.append(elapsed_ms)
     return {
-        "direct_p50_ms": statistics.median(direct), "direct_p99_ms": _percentile(direct, 0.99),
-        "gateway_p50_ms": statistics.median(gateway), "gateway_p99_ms": _percentile(gateway, 0.99),
+        "direct_p50_ms": statistics.median(direct),
+        "direct_p99_ms": _percentile(direct, 0.99),
+        "gateway_p50_ms": statistics.median(gateway),
+        "gateway_p99_ms": _percentile(gateway, 0.99),
         "requests": requests,
     }
 
 
-def run(requests: int = 400, database_url: str = "") -> dict[str, Any]:
+def run(requests: int = 400, database_url: str = "", warmup: int = 40) -> dict[str, Any]:
     """`database_url` empty: a new SQLite file (the embedded default); a PostgreSQL URL measures that instead."""
-    figures = measure(requests, database_url=database_url)
+    figures = measure(requests, warmup, database_url=database_url)
     added_p50 = figures["gateway_p50_ms"] - figures["direct_p50_ms"]
     added_p99 = figures["gateway_p99_ms"] - figures["direct_p99_ms"]
-    print(f"gateway_overhead: {requests} sequential non-streaming requests each way "
-          f"({database_url.split(':')[0] if database_url else 'sqlite'})")
+    print(
+        f"gateway_overhead: {requests} sequential non-streaming requests each way "
+        f"({database_url.split(':')[0] if database_url else 'sqlite'})"
+    )
     print(f"  direct to upstream  p50 {figures['direct_p50_ms']:.2f} ms  p99 {figures['direct_p99_ms']:.2f} ms")
     print(f"  through the gateway p50 {figures['gateway_p50_ms']:.2f} ms  p99 {figures['gateway_p99_ms']:.2f} ms")
     print(f"  added               p50 {added_p50:.2f} ms  p99 {added_p99:.2f} ms")
@@ -155,7 +180,16 @@ def run(requests: int = 400, database_url: str = "") -> dict[str, Any]:
         "unit": "ms",
         "raw_limit": round(figures["direct_p50_ms"], 3),
         "ratio": round(figures["direct_p50_ms"] / figures["gateway_p50_ms"], 3),
+        "added_p99_ms": round(added_p99, 3),
+        "direct_p99_ms": round(figures["direct_p99_ms"], 3),
+        "gateway_p99_ms": round(figures["gateway_p99_ms"], 3),
     }
+
+
+@register("gateway_overhead")
+def gateway_overhead(size: Size) -> dict[str, Any]:
+    """On the embedded SQLite default, as `seatmeter serve` runs out of the box."""
+    return run(size.pick(400, 30), warmup=size.pick(40, 5))
 
 
 if __name__ == "__main__":

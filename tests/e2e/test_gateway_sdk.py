@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -36,6 +38,7 @@ class Stack:
     fake: FakeAnthropic
     org: Org
     member: dict[str, Any]
+    database_url: str
     clients: list[anthropic.Anthropic] = field(default_factory=list)
 
     def client(self, **kw: Any) -> anthropic.Anthropic:
@@ -64,6 +67,11 @@ class Stack:
     def events(self) -> list[Any]:
         with self.app.engine.connect() as conn:
             return list(conn.execute(select(usage_events).where(usage_events.c.organization_id == self.org.id)))
+
+    def settled(self, count: int) -> list[Any]:
+        """The usage events, once `count` of them exist: a plain answer is settled just after it is sent."""
+        wait_for(lambda: len(self.events()) >= count)
+        return self.events()
 
     def hold(self, hold_id: str) -> Any:
         with self.app.engine.connect() as conn:
@@ -110,28 +118,52 @@ def upstream() -> Iterator[tuple[FakeAnthropic, str]]:
         yield fake, url
 
 
-@pytest.fixture
-def stack(database_url: str, clock: FixedClock, upstream: tuple[FakeAnthropic, str]) -> Iterator[Stack]:
-    fake, upstream_url = upstream
-    fake.reset()
-    app = make_app(database_url, clock, anthropic_upstream=upstream_url, anthropic_api_key=VENDOR_KEY)
+@dataclass
+class Served:
+    app: App
+    url: str
+    api: Api
+    database_url: str
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served(
+    request: pytest.FixtureRequest,
+    sqlite_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: tuple[FakeAnthropic, str],
+) -> Iterator[Served]:
+    """One gateway per module and database; each test gets an organization of its own (see `stack`)."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("gateway") / "seatmeter.db"
+        shutil.copy(sqlite_template, path)
+        database_url = f"sqlite:///{path}"
+    else:
+        database_url = request.getfixturevalue("postgres_url")
+    app = make_app(database_url, FixedClock(NOW), anthropic_upstream=upstream[1], anthropic_api_key=VENDOR_KEY)
     try:
         with serve_in_thread(create_app(app)) as url, httpx.Client(base_url=url) as http:
-            api = Api(http)  # type: ignore[arg-type]
-            org = create_org(api)
-            api.post(
-                f"/v1/organizations/{org.id}/credits/purchases",
-                {"amount": "100.00", "idempotency_key": "buy-1"},
-                key=org.owner_key,
-                expect=201,
-            )
-            member = add_member(api, org, "dev@acme.test")
-            stack = Stack(app, url, api, fake, org, member)
-            yield stack
-            for client in stack.clients:
-                client.close()
+            yield Served(app, url, Api(http), database_url)  # type: ignore[arg-type]
     finally:
         app.engine.dispose()
+
+
+@pytest.fixture
+def stack(served: Served, upstream: tuple[FakeAnthropic, str]) -> Iterator[Stack]:
+    fake = upstream[0]
+    fake.reset()
+    org = create_org(served.api)
+    served.api.post(
+        f"/v1/organizations/{org.id}/credits/purchases",
+        {"amount": "100.00", "idempotency_key": "buy-1"},
+        key=org.owner_key,
+        expect=201,
+    )
+    member = add_member(served.api, org, "dev@acme.test")
+    stack = Stack(served.app, served.url, served.api, fake, org, member, served.database_url)
+    yield stack
+    for client in stack.clients:
+        client.close()
 
 
 def test_a_message_costs_exactly_the_published_price_of_its_usage(stack: Stack) -> None:
@@ -143,9 +175,8 @@ def test_a_message_costs_exactly_the_published_price_of_its_usage(stack: Stack) 
     raw = stack.client().messages.with_raw_response.create(model=SONNET, max_tokens=1024, messages=HELLO)
     message = raw.parse()
     assert usage_of(message) == Usage(input=3, output=550, cache_write_5m=12_304)
-    (event,) = stack.events()
+    (event,) = stack.settled(1)
     assert Money(event.cost_nano) == Money.parse("0.054399") == stack.price(usage_of(message))
-    assert raw.headers["x-seatmeter-cost"] == "0.054399"
     assert stack.hold(raw.headers["x-seatmeter-hold"]).status == "settled"
     assert stack.held_nano() == 0
 
@@ -164,7 +195,7 @@ def test_a_stream_passes_through_and_is_settled_from_its_usage(stack: Stack) -> 
         final = stream.get_final_message()
     assert text == stack.fake.reply
     wait_for(lambda: len(stack.events()) == 1)
-    (event,) = stack.events()
+    (event,) = stack.settled(1)
     assert event.cache_read_tokens == 2_000 and event.output_tokens == final.usage.output_tokens
     assert Money(event.cost_nano) == stack.price(usage_of(final))
     wait_for(lambda: stack.held_nano() == 0)
@@ -205,7 +236,7 @@ def test_a_partial_grant_lowers_max_tokens_as_the_upstream_sees_it(stack: Stack)
     assert 0 < lowered < 4096
     assert raw.headers["x-seatmeter-max-tokens"] == str(lowered)
     assert message.stop_reason == "max_tokens" and message.usage.output_tokens == lowered
-    (event,) = stack.events()
+    (event,) = stack.settled(1)
     assert Money(event.cost_nano) <= Money.parse("0.01") and not event.exceeded_hold
 
 
@@ -223,7 +254,7 @@ def test_a_client_that_disconnects_mid_stream_still_pays_for_what_was_generated(
     wait_for(lambda: stack.hold(hold_id).status != "open")
     assert stack.hold(hold_id).status == "settled"
     wait_for(lambda: stack.fake.streams_abandoned == 1)  # the gateway stopped the generation upstream too
-    (event,) = stack.events()
+    (event,) = stack.settled(1)
     assert 5 <= event.output_tokens < 200
     assert event.input_tokens > 0
     usage = Usage(input=event.input_tokens, output=event.output_tokens)
@@ -280,7 +311,7 @@ def test_the_key_is_also_accepted_as_x_api_key(stack: Stack) -> None:
 def test_a_service_key_meters_the_member_it_names(stack: Stack) -> None:
     client = stack.client(api_key=stack.org.service_key, default_headers={"x-seatmeter-member": stack.member["id"]})
     client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
-    (event,) = stack.events()
+    (event,) = stack.settled(1)
     assert event.member_id == stack.member["id"]
     with pytest.raises(anthropic.BadRequestError):
         stack.client(api_key=stack.org.service_key).messages.create(model=SONNET, max_tokens=8, messages=HELLO)
@@ -290,14 +321,14 @@ def test_the_surface_header_is_recorded_on_the_usage(stack: Stack) -> None:
     stack.client(default_headers={"x-seatmeter-surface": "claude_code"}).messages.create(
         model=SONNET, max_tokens=8, messages=HELLO
     )
-    (event,) = stack.events()
+    (event,) = stack.settled(1)
     assert event.surface == "claude_code"
 
 
 def test_usage_the_vendor_bills_at_the_batch_tier_is_priced_at_half(stack: Stack) -> None:
     stack.fake.service_tier = "batch"
     message = stack.client().messages.create(model=SONNET, max_tokens=64, messages=HELLO)
-    (event,) = stack.events()
+    (event,) = stack.settled(1)
     assert event.service_tier == "batch"
     assert Money(event.cost_nano) == stack.price(usage_of(message), "batch")
     assert Money(event.cost_nano).nano * 2 == stack.price(usage_of(message)).nano
@@ -395,15 +426,18 @@ def test_a_client_that_leaves_before_a_plain_answer_arrives_gets_its_hold_voided
     assert len(stack.fake.requests) == 1 and stack.events() == []
 
 
-def test_an_unreachable_upstream_is_a_retryable_error_and_voids_the_hold(stack: Stack, clock: FixedClock) -> None:
-    stack.app.settings = replace(stack.app.settings, anthropic_upstream="http://127.0.0.1:9")  # nothing listens
-    with serve_in_thread(create_app(stack.app)) as url:
-        client = anthropic.Anthropic(
-            base_url=f"{url}/gateway/anthropic", api_key=stack.member["api_key"], max_retries=0
-        )
-        stack.clients.append(client)
-        with pytest.raises(anthropic.APIStatusError) as failed:
-            client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+def test_an_unreachable_upstream_is_a_retryable_error_and_voids_the_hold(stack: Stack) -> None:
+    nowhere = make_app(stack.database_url, FixedClock(NOW), anthropic_upstream="http://127.0.0.1:9")  # no listener
+    try:
+        with serve_in_thread(create_app(nowhere)) as url:
+            client = anthropic.Anthropic(
+                base_url=f"{url}/gateway/anthropic", api_key=stack.member["api_key"], max_retries=0
+            )
+            stack.clients.append(client)
+            with pytest.raises(anthropic.APIStatusError) as failed:
+                client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+    finally:
+        nowhere.engine.dispose()
     assert failed.value.status_code == 503
     assert failed.value.body["error"]["code"] == "service_unavailable"  # type: ignore[index]
     assert failed.value.response.headers["x-should-retry"] == "true"
@@ -417,3 +451,80 @@ def test_counting_tokens_passes_through_for_members_only(stack: Stack) -> None:
     with pytest.raises(anthropic.AuthenticationError):
         stack.client(api_key="sk-nobody").messages.count_tokens(model=SONNET, messages=HELLO)
     assert stack.events() == []
+
+
+def test_concurrent_requests_through_the_gateway_never_spend_past_the_cap(stack: Stack) -> None:
+    stack.fake.reply = " ".join(["busy"] * 3000)  # every request uses all the output it is granted
+    stack.cap_member("0.10")
+
+    async def burst() -> list[Any]:
+        async with stack.async_client() as client:
+            calls = [client.messages.create(model=SONNET, max_tokens=2000, messages=HELLO) for _ in range(16)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(burst())
+    answered = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, anthropic.RateLimitError)]
+    assert len(answered) + len(refused) == 16
+    assert answered and refused
+    events = stack.settled(len(answered))
+    assert len(events) == len(answered)
+    spent = sum((Money(e.cost_nano) for e in events), Money.zero())
+    assert Money.parse("0.09") < spent <= Money.parse("0.10")
+    wait_for(lambda: stack.held_nano() == 0)
+
+
+def test_an_organization_without_credits_gets_a_payment_required_error(stack: Stack) -> None:
+    broke = create_org(stack.api)  # self-serve, no credits bought
+    member = add_member(stack.api, broke, "new@acme.test")
+    with pytest.raises(anthropic.PaymentRequiredError) as refused:
+        stack.client(api_key=member["api_key"]).messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+    error = refused.value.body["error"]  # type: ignore[index]
+    assert error["type"] == "billing_error" and error["code"] == "credits_exhausted"
+    assert "buys more credits" in error["resume"]
+    assert stack.fake.requests == []
+
+
+def test_a_chat_seat_cannot_use_the_claude_code_surface_through_the_gateway(stack: Stack) -> None:
+    legacy = create_org(
+        stack.api,
+        channel="sales_assisted",
+        plan="usage_based_legacy",
+        seats=0,
+        seat_prices={"chat": "20.00", "chat_code": "30.00"},
+    )
+    stack.api.post(f"/v1/organizations/{legacy.id}/seats", {"seat_type": "chat", "quantity": 1}, expect=201)
+    member = add_member(stack.api, legacy, "chat@acme.test", seat="chat")
+    client = stack.client(api_key=member["api_key"], default_headers={"x-seatmeter-surface": "claude_code"})
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        client.messages.create(model=SONNET, max_tokens=8, messages=HELLO)
+    assert refused.value.body["error"]["code"] == "surface_not_in_seat"  # type: ignore[index]
+    stack.client(api_key=member["api_key"]).messages.create(model=SONNET, max_tokens=8, messages=HELLO)  # api is in
+    assert len(stack.fake.requests) == 1
+
+
+def test_listing_batches_is_refused_because_the_vendor_account_is_shared(stack: Stack) -> None:
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        stack.client().messages.batches.list()
+    assert refused.value.body["error"]["code"] == "forbidden"  # type: ignore[index]
+    assert stack.fake.requests == []
+
+
+def counter(stack: Stack, labels: str) -> int:
+    """The value of seatmeter_gateway_requests_total{labels} at /metrics (counters are process-wide)."""
+    for line in httpx.get(f"{stack.url}/metrics").text.splitlines():
+        if line.startswith(f"seatmeter_gateway_requests_total{{{labels}}} "):
+            return int(line.rsplit(" ", 1)[1])
+    return 0
+
+
+def test_gateway_outcomes_are_counted_at_metrics(stack: Stack) -> None:
+    lowered = 'max_tokens_lowered="true",outcome="forwarded",stream="false"'
+    completed = 'outcome="stream_completed"'
+    before = counter(stack, lowered), counter(stack, completed)
+    with stack.client().messages.stream(model=SONNET, max_tokens=16, messages=HELLO) as stream:
+        stream.get_final_message()
+    stack.cap_member("0.01")
+    stack.fake.reply = " ".join(["many"] * 3000)
+    stack.client().messages.create(model=SONNET, max_tokens=4096, messages=HELLO)
+    wait_for(lambda: (counter(stack, lowered), counter(stack, completed)) == (before[0] + 1, before[1] + 1))

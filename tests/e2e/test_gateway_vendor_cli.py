@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from seatmeter.bootstrap import build
@@ -96,3 +97,31 @@ def test_reconcile_within_the_tolerance_agrees(org: str) -> None:
     assert "all 4 day and model rows agree" in invoke(
         "reconcile", "anthropic-cost", COST, "--org", org, "--tolerance", "0.12"
     )
+
+
+def test_usage_of_a_skipped_key_is_not_imported(org: str) -> None:
+    out = invoke(
+        "import",
+        "anthropic-usage",
+        USAGE,
+        "--org",
+        org,
+        "--key-map",
+        "keys.json",
+        "--skip-key",
+        "apikey_01Xq9PfmT3c8nZ2LdVw0jHkA",
+    )
+    assert "4 rows, 2 events recorded" in out and "2 of skipped keys" in out
+
+
+def test_the_fake_upstream_command_serves_the_messages_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: dict[str, object] = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: served.update(app=app, **kw))
+    assert "SEATMETER_ANTHROPIC_UPSTREAM=http://127.0.0.1:9876" in invoke("fake-anthropic", "--port", "9876")
+    assert served["port"] == 9876 and served["host"] == "127.0.0.1"
+    with TestClient(served["app"]) as client:  # type: ignore[arg-type]
+        reply = client.post(
+            "/v1/messages",
+            json={"model": "claude-haiku-4-5", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]},
+        )
+    assert reply.status_code == 200 and reply.json()["usage"]["output_tokens"] == 3

@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.messages_usage import StreamMeter, service_tier_of, usage_from_message
@@ -109,6 +111,15 @@ def test_crlf_line_endings_are_understood():
     assert meter.finished and meter.usage.output == 15
 
 
+def test_a_chunk_ending_between_cr_and_lf_loses_no_event():
+    stream = (START + DELTA + END).replace(b"\n", b"\r\n")
+    cut = stream.index(b"\r\n\r\n") + 3  # ...\r\n\r | \n...
+    meter = StreamMeter()
+    meter.feed(stream[:cut])
+    meter.feed(stream[cut:])
+    assert meter.started and meter.deltas == 1 and meter.usage.output == 15
+
+
 def test_an_interrupted_stream_is_billed_for_the_text_already_generated():
     meter = StreamMeter(max_output_tokens=1000)
     meter.feed(START + DELTA * 4)  # 4 deltas of 11 bytes: at least ceil(44 / 3) = 15 tokens
@@ -137,3 +148,17 @@ def test_an_error_event_is_kept_for_the_gateway():
     meter = StreamMeter()
     meter.feed(START + _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}))
     assert meter.error == {"type": "overloaded_error", "message": "x"}
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(START + DELTA * 3 + END)), max_size=12), st.booleans())
+def test_the_usage_of_a_stream_does_not_depend_on_how_its_bytes_are_chunked(cuts, crlf):
+    stream = START + DELTA * 3 + END
+    if crlf:
+        stream = stream.replace(b"\n", b"\r\n")
+    points = sorted(set(cuts)) + [len(stream)]
+    meter, previous = StreamMeter(), 0
+    for point in points:
+        meter.feed(stream[previous:point])
+        previous = point
+    assert meter.finished and meter.deltas == 3
+    assert meter.usage == Usage(input=25, output=15, cache_read=10)

@@ -85,7 +85,8 @@ class StreamMeter:
 
     def feed(self, chunk: bytes) -> None:
         """Take the next bytes of the stream; complete events are read, a partial one waits for the rest."""
-        self._buffer += chunk.replace(b"\r\n", b"\n")
+        # Normalized on the buffer, not the chunk: a chunk may end between the \r and the \n of a CRLF.
+        self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
         while b"\n\n" in self._buffer:
             raw, self._buffer = self._buffer.split(b"\n\n", 1)
             self._read_event(raw)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from seatmeter.domain.money import Money
 
-__all__ = ["import_app", "reconcile_app", "register"]
+__all__ = ["fake_anthropic", "import_app", "reconcile_app", "register"]
 
 import_app = typer.Typer(help="Import usage from a vendor's reports.", no_args_is_help=True)
 reconcile_app = typer.Typer(help="Compare seatmeter's costs with a vendor's reports.", no_args_is_help=True)
@@ -53,6 +53,10 @@ def import_anthropic_usage(
         ),
     ],
     surface: Annotated[str, typer.Option(help="the surface the usage is recorded on")] = "api",
+    skip_key: Annotated[
+        list[str] | None,
+        typer.Option("--skip-key", help="a vendor key id already metered (the gateway's own key); repeatable"),
+    ] = None,
 ) -> None:
     """Load an Admin API usage report, mapping vendor API keys to members. Importing again counts once."""
     from seatmeter.entrypoints.cli import OPERATOR, _app, console, run
@@ -61,10 +65,20 @@ def import_anthropic_usage(
 
     document = _read_json(file, "usage report")
     application = _app()
-    result = run(lambda: load(application, OPERATOR, org, document, parse_key_map(_key_map(key_map)), surface))
+    result = run(
+        lambda: load(
+            application,
+            OPERATOR,
+            org,
+            document,
+            parse_key_map(_key_map(key_map)),
+            surface,
+            skip_keys=set(skip_key or ()),
+        )
+    )
     console.print(
         f"{file}: {result.rows} rows, {result.accepted} events recorded, {result.duplicates} already "
-        f"imported, {result.skipped_empty} without tokens skipped"
+        f"imported, {result.skipped_empty} without tokens skipped, {result.skipped_keys} of skipped keys"
     )
 
 
@@ -114,6 +128,26 @@ def reconcile_anthropic_cost(
     console.print(f"all {len(differences)} day and model rows agree")
 
 
+def fake_anthropic(
+    port: Annotated[int, typer.Option(help="the loopback port to serve on")] = 9999,
+    api_key: Annotated[str, typer.Option(help="the vendor key it accepts (any, when empty)")] = "",
+    delay_s: Annotated[float, typer.Option(help="pause between streamed events")] = 0.0,
+) -> None:
+    """Serve a local stand-in for the Anthropic Messages API, to try the gateway with no vendor account."""
+    import uvicorn
+
+    from seatmeter.adapters.fake_anthropic import FakeAnthropic
+    from seatmeter.entrypoints.cli import console
+
+    console.print(
+        f"fake Anthropic Messages API on http://127.0.0.1:{port}; point the gateway at it with "
+        f"SEATMETER_ANTHROPIC_UPSTREAM=http://127.0.0.1:{port}"
+    )
+    fake = FakeAnthropic(api_key=api_key or None, delay_s=delay_s)
+    uvicorn.run(fake.app(), host="127.0.0.1", port=port, log_level="warning")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(import_app, name="import")
     app.add_typer(reconcile_app, name="reconcile")
+    app.command("fake-anthropic")(fake_anthropic)

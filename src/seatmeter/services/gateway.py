@@ -163,9 +163,6 @@ def settle(app: App, admission: Admission, usage: Usage, service_tier: str = "st
     A generation can outlast the hold's timeout. The usage still happened, so when the hold has expired it is
     recorded after the fact (always accepted and billed), once, under a key derived from the hold.
     """
-    # Refresh the price-book cache now, outside the settle's transaction: on SQLite a refresh from inside it
-    # would wait for the write lock that transaction holds (a stream outlasts the cache's refresh interval).
-    app.prices.get()
     try:
         settled = holds.settle(
             app, admission.principal, admission.organization_id, admission.hold_id, usage_body(usage, service_tier)

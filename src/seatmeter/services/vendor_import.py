@@ -12,7 +12,7 @@ vendor's amounts. Costs that are not tokens (web search, code execution) are lis
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -43,6 +43,7 @@ class Imported:
     accepted: int
     duplicates: int
     skipped_empty: int
+    skipped_keys: int = 0
 
 
 def parse_key_map(raw: Any) -> dict[str, str]:
@@ -97,9 +98,18 @@ def _check_rows(app: App, rows: list[UsageRow], key_members: Mapping[str, str]) 
 
 
 def import_anthropic_usage(
-    app: App, principal: Principal, org_id: str, document: Any, key_map: Mapping[str, str], surface: str = "api"
+    app: App,
+    principal: Principal,
+    org_id: str,
+    document: Any,
+    key_map: Mapping[str, str],
+    surface: str = "api",
+    skip_keys: Collection[str] = (),
 ) -> Imported:
-    rows = parse_usage_report(document)
+    """`skip_keys`: vendor keys whose usage is already in seatmeter, such as the gateway's own key (its traffic
+    was metered as it passed), so importing it again would bill it twice."""
+    all_rows = parse_usage_report(document)
+    rows = [row for row in all_rows if row.api_key_id not in skip_keys]
     key_members = _resolve_members(app, org_id, key_map)
     _check_rows(app, rows, key_members)
     events = []
@@ -127,7 +137,7 @@ def import_anthropic_usage(
         result = record_usage(app, principal, org_id, {"events": events[start : start + MAX_BATCH]})
         accepted += result["accepted"]
         duplicates += result["duplicates"]
-    return Imported(len(rows), accepted, duplicates, len(rows) - len(events))
+    return Imported(len(all_rows), accepted, duplicates, len(rows) - len(events), len(all_rows) - len(rows))
 
 
 def reconcile_anthropic_cost(app: App, principal: Principal, org_id: str, document: Any) -> list[Difference]:

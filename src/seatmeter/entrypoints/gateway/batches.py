@@ -3,6 +3,8 @@ batch tier when their results are read (see services/gateway_batches.py).
 
 The vendor's `results_url` points at the vendor; it is rewritten to this gateway so the SDK's
 `client.messages.batches.results(id)` reads the results through seatmeter, which is where they are billed.
+One vendor key serves every organization, so batches are not listed: a batch id (unguessable, returned only to
+the caller that created it) is what gives access to the batch.
 """
 
 from __future__ import annotations
@@ -94,14 +96,19 @@ async def create_batch(request: Request) -> Response:
     return response if isinstance(response, Response) else _relay(request, response)
 
 
-@router.get("", summary="List Message Batches")
+@router.get("", summary="Listing Message Batches is refused (the vendor account is shared by every organization)")
 async def list_batches(request: Request) -> Response:
     try:
         await _caller(request)
     except SeatmeterError as refused:
         return refusal_response(refused)
-    response = await _call(request, "GET", "/v1/messages/batches")
-    return response if isinstance(response, Response) else _relay(request, response)
+    # One vendor key serves every organization: its list would show other organizations' batches.
+    return anthropic_error(
+        403,
+        "listing batches through the gateway is not allowed: the vendor account is shared by every organization",
+        code="forbidden",
+        resume="Keep the id that creating a batch returns, and retrieve the batch by it.",
+    )
 
 
 @router.get("/{batch_id}", summary="Retrieve a Message Batch")

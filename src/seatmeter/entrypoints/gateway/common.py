@@ -48,4 +48,8 @@ def caller_key(request: Request) -> str | None:
 
 
 def passed_headers(upstream: httpx.Response) -> dict[str, str]:
-    return {name: upstream.headers[name] for name in PASSED_RESPONSE_HEADERS if name in upstream.headers}
+    """The vendor's headers a client may read: ids, retry advice and rate-limit state. Never content-encoding:
+    bodies are passed on decoded."""
+    headers = {name: upstream.headers[name] for name in PASSED_RESPONSE_HEADERS if name in upstream.headers}
+    headers.update((name, value) for name, value in upstream.headers.items() if name.startswith("anthropic-ratelimit-"))
+    return headers

@@ -1,8 +1,8 @@
 """Errors in the Anthropic shape, so the official SDKs raise their usual exceptions for seatmeter's refusals.
 
 The body is the vendor's `{"type": "error", "error": {"type": ..., "message": ...}}` with seatmeter's stable
-`code` and `resume` added inside `error`. The HTTP status is the one API.md gives the code; the vendor's
-error `type` follows from the status, as it does for the vendor's own errors.
+`code` and `resume` added inside `error`. The HTTP status is the one API.md gives the code, from the API's own
+table; the vendor's error `type` follows from the status, as it does for the vendor's own errors.
 """
 
 from __future__ import annotations
@@ -12,26 +12,11 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from seatmeter.domain.errors import SeatmeterError
+from seatmeter.entrypoints.api.errors import STATUS
 
 __all__ = ["STATUS_BY_CODE", "anthropic_error", "error_body", "error_type_for_status", "refusal_response"]
 
-STATUS_BY_CODE: dict[str, int] = {
-    "invalid_request": 400,
-    "unknown_model": 400,
-    "unauthenticated": 401,
-    "credits_exhausted": 402,
-    "forbidden": 403,
-    "no_seat": 403,
-    "surface_not_in_seat": 403,
-    "not_found": 404,
-    "idempotency_conflict": 409,
-    "seat_removal_not_allowed": 409,
-    "hold_not_open": 409,
-    "organization_cap_reached": 429,
-    "member_cap_reached": 429,
-    "allowance_exhausted": 429,
-    "service_unavailable": 503,
-}
+STATUS_BY_CODE = STATUS  # the API's one table of code -> HTTP status
 
 _TYPE_BY_STATUS = {
     400: "invalid_request_error",

@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App
 from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.messages_usage import StreamMeter, service_tier_of, usage_from_message
@@ -29,6 +31,7 @@ from seatmeter.services import gateway
 __all__ = ["router"]
 
 log = logging.getLogger("seatmeter.gateway")
+REQUESTS = "seatmeter_gateway_requests_total"  # by outcome, at /metrics
 
 router = APIRouter(prefix="/gateway/anthropic", tags=["gateway"], lifespan=lifespan)
 router.include_router(batches_router)
@@ -59,6 +62,7 @@ async def messages(request: Request) -> Response:
             member_header=request.headers.get("x-seatmeter-member"),
         )
     except SeatmeterError as refused:
+        metrics.count(REQUESTS, outcome="refused", code=refused.code)
         return refusal_response(refused)
     forwarded = gateway.shape_request(body, admission)
     upstream = upstream_for(request)
@@ -72,6 +76,7 @@ async def messages(request: Request) -> Response:
     except* httpx.HTTPError as failed:
         unreachable = type(failed.exceptions[0]).__name__
     if unreachable is not None:
+        metrics.count(REQUESTS, outcome="upstream_unreachable")
         await _release(app, admission)
         return anthropic_error(
             503,
@@ -81,11 +86,13 @@ async def messages(request: Request) -> Response:
         )
     if not answered or response is None:
         # The client left before the vendor answered: the request to the vendor was abandoned with it.
+        metrics.count(REQUESTS, outcome="client_left")
         await _release(app, admission)
         return Response(status_code=499)
     if response.status_code != 200:
         content = await response.aread()
         await response.aclose()
+        metrics.count(REQUESTS, outcome="upstream_error", status=str(response.status_code))
         await _release(app, admission)
         return Response(
             content,
@@ -93,6 +100,12 @@ async def messages(request: Request) -> Response:
             headers=_passed_headers(response, admission),
             media_type=response.headers.get("content-type", "application/json"),
         )
+    metrics.count(
+        REQUESTS,
+        outcome="forwarded",
+        stream=str(bool(body.get("stream"))).lower(),
+        max_tokens_lowered=str(admission.lowered).lower(),
+    )
     if body.get("stream"):
         return _stream(app, admission, response)
     return await _complete(app, admission, response)
@@ -132,29 +145,41 @@ async def _release(app: App, admission: gateway.Admission) -> None:
 
 
 async def _complete(app: App, admission: gateway.Admission, response: httpx.Response) -> Response:
+    """The vendor's answer goes back at once; the settle runs right after it is sent, off the member's latency.
+
+    The hold already reserves the most the request can cost, so nothing can overspend in between.
+    """
     content = await response.aread()
-    headers = _passed_headers(response, admission)
     try:
         usage_raw = json.loads(content)["usage"]
         usage, tier = usage_from_message(usage_raw), service_tier_of(usage_raw)
     except (ValueError, KeyError, TypeError, SeatmeterError):
         log.warning("hold %s: the upstream response carries no readable usage; billing its bound", admission.hold_id)
         usage, tier = None, "standard"
-    try:
-        if usage is None:
-            cost = await run_in_threadpool(gateway.settle_at_most, app, admission)
-        else:
-            cost = await run_in_threadpool(gateway.settle, app, admission, usage, tier)
-        headers["x-seatmeter-cost"] = str(cost)
-    except SeatmeterError as exc:  # the vendor answered: the member gets the answer, the operator the log line
-        log.error("hold %s could not be settled: %s %s", admission.hold_id, exc.code, exc.message)
-    return Response(content, status_code=200, headers=headers, media_type="application/json")
+
+    def settle() -> None:
+        try:
+            if usage is None:
+                gateway.settle_at_most(app, admission)
+            else:
+                gateway.settle(app, admission, usage, tier)
+        except SeatmeterError as exc:  # the member has the answer; the operator gets the log line
+            log.error("hold %s could not be settled: %s %s", admission.hold_id, exc.code, exc.message)
+
+    return Response(
+        content,
+        status_code=200,
+        headers=_passed_headers(response, admission),
+        media_type="application/json",
+        background=BackgroundTask(settle),
+    )
 
 
 def _stream(app: App, admission: gateway.Admission, response: httpx.Response) -> MeteredStream:
     meter = StreamMeter(max_output_tokens=admission.granted_max_tokens)
 
     async def finish(meter: StreamMeter, outcome: str) -> None:
+        metrics.count(REQUESTS, outcome=f"stream_{outcome}")
         try:
             if meter.error is not None or not meter.started or outcome == "failed":
                 await run_in_threadpool(gateway.void, app, admission)

@@ -52,7 +52,7 @@ class MeteredStream(Response):
                         await send(
                             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
                         )
-                        async for chunk in self.upstream.aiter_raw():
+                        async for chunk in self.upstream.aiter_bytes():
                             self.meter.feed(chunk)
                             await send({"type": "http.response.body", "body": chunk, "more_body": True})
                         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -179,6 +179,9 @@ def test_a_member_sees_only_their_own_row_and_cannot_act_as_an_owner(api: Api, s
     page = context.new_page()
     # By keyboard alone: the key field has focus when the sign-in page opens, and Enter submits.
     page.goto(f"{server}/app")
+    from playwright.sync_api import expect
+
+    expect(page.get_by_label("API key")).to_be_focused()  # autofocus, waited for: typing before it lands is lost
     page.keyboard.type(bob["api_key"])
     page.keyboard.press("Enter")
     page.wait_for_url(f"{server}/app/usage")

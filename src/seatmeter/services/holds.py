@@ -113,7 +113,7 @@ def _authorize_once(
         member = orgs_repo.get_member(conn, org_id, request.member_id)
         check_entitlement(org, member, request.surface)
         period = period_containing(now, org.timezone, org.billing_anchor_day)
-        accounts = ([CREDITS] if org.self_serve else []) + [member_account(request.member_id), ORGANIZATION]
+        accounts = ([CREDITS] if org.prepaid else []) + [member_account(request.member_id), ORGANIZATION]
         keys = _keys(",".join(accounts), period.key)
         try:
             grant = _decide(conn, org_id, keys, estimate, request, period.end)

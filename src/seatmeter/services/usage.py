@@ -127,6 +127,9 @@ def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], 
             if org.prepaid:
                 amounts[(CREDITS, "")] += price.cost.nano
         if rows:
+            # Insert in key order: two batches sharing keys then meet on their first shared key and one waits for
+            # the other (then retries, finding replays) instead of each holding a key the other needs (deadlock).
+            rows.sort(key=lambda r: r["idempotency_key"])
             conn.execute(usage_events.insert(), rows)
             total = sum(r["cost_nano"] for r in rows)
             if total:

@@ -22,6 +22,7 @@ __all__ = [
     "caps_for",
     "ensure",
     "lock",
+    "lock_available",
     "post",
     "read",
     "release",
@@ -54,6 +55,20 @@ def lock(conn: Connection, org_id: str, keys: Sequence[Key]) -> dict[Key, LimitS
         ensure(conn, org_id, missing)
         found = {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
     return found
+
+
+def lock_available(conn: Connection, org_id: str, keys: Iterable[Key]) -> set[Key]:
+    """Lock, without waiting, the existing rows no other transaction holds (PostgreSQL); return their keys.
+
+    Rows this transaction already holds count as available.
+    """
+    stmt = (
+        select(la.c.account, la.c.period)
+        .where(_where(org_id, keys))  # type: ignore[arg-type]
+        .order_by(la.c.account, la.c.period)
+        .with_for_update(skip_locked=True)
+    )
+    return {(r.account, r.period) for r in conn.execute(stmt)}
 
 
 def caps_for(conn: Connection, org_id: str, accounts: Iterable[str]) -> dict[str, int | None]:

@@ -248,3 +248,15 @@ def test_holds_racing_on_a_full_sales_assisted_cap_release_overdue_holds_without
     assert [e for e in errors if e[0] != "organization_cap_reached"] == []
     assert sum(isinstance(r, holds_service.HoldView) for r in results) >= THREADS // 2
     assert_within_limits_and_held_matches_open_holds(pg_app, shop.org_id)
+
+
+def test_a_credit_purchase_sent_by_many_threads_at_once_is_bought_once_and_answered_alike(pg_app: App) -> None:
+    shop = Shop(pg_app, members=1, credits_usd=None)
+    results = race(
+        [lambda: credits.buy_credits(pg_app.uow(), shop.owner, shop.org_id, "25.00", "retry-me", NOW)] * THREADS
+    )
+    errors = [(type(r).__name__, str(r)[:200]) for r in results if not isinstance(r, tuple)]
+    assert errors == []
+    assert {invoice["id"] for _, invoice in results} == {results[0][1]["id"]}
+    rows = limit_rows(pg_app, shop.org_id)
+    assert rows["credits"].limit_nano == 25 * 10**9

@@ -31,7 +31,7 @@ from seatmeter.domain.money import Money
 from seatmeter.domain.organization import Organization
 from seatmeter.domain.periods import period_containing
 from seatmeter.domain.pricing import Usage
-from seatmeter.domain.usage import HoldRequest, fingerprint, parse_usage
+from seatmeter.domain.usage import SETTLED_HOLD_KEY_PREFIX, HoldRequest, fingerprint, parse_usage
 from seatmeter.services import entitlements, notifications
 from seatmeter.services.uow import UnitOfWork
 
@@ -234,7 +234,7 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
             usage_events.insert().values(
                 organization_id=org_id,
                 id=event_id,
-                idempotency_key=f"hold:{hold_id}",
+                idempotency_key=f"{SETTLED_HOLD_KEY_PREFIX}{hold_id}",
                 fingerprint=_settle_fingerprint(usage, tier),
                 member_id=row.member_id,
                 model=priced.model,

@@ -32,7 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 faults: $(STAMP)
-	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+	SEATMETER_SLOW=1 $(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) seatmeter.db seatmeter.db-wal seatmeter.db-shm

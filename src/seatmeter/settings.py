@@ -19,3 +19,5 @@ class Settings:
     hold_timeout_s: int = field(default_factory=lambda: int(_env("HOLD_TIMEOUT_S", "600")))
     db_pool_size: int = field(default_factory=lambda: int(_env("DB_POOL_SIZE", "20")))
     session_secret: str = field(default_factory=lambda: _env("SESSION_SECRET", ""))
+    anthropic_upstream: str = field(default_factory=lambda: _env("ANTHROPIC_UPSTREAM", "https://api.anthropic.com"))
+    anthropic_api_key: str = field(default_factory=lambda: _env("ANTHROPIC_API_KEY", ""))

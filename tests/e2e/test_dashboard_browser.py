@@ -93,7 +93,16 @@ def seed(api: Api) -> dict[str, Any]:
         expect=201,
     )
     api.put(f"/v1/organizations/{org.id}/caps/organization", {"limit": "500.00"}, key=org.owner_key, expect=200)
+    api.put(
+        f"/v1/organizations/{org.id}/notification-settings",
+        {"thresholds_percent": [10, 50, 75, 90, 100], "low_balance": "50.00"},
+        key=org.owner_key,
+        expect=200,
+    )
     people = [add_member(api, org, f"{name}@acme.test") for name in ("alice", "bob", "carol", "dan")]
+    api.put(
+        f"/v1/organizations/{org.id}/caps/members/{people[2]['id']}", {"limit": "30.00"}, key=org.owner_key, expect=200
+    )
     events = []
     for day in range(14):
         at = (NOW - timedelta(days=day, hours=2)).isoformat().replace("+00:00", "Z")
@@ -168,7 +177,11 @@ def test_a_member_sees_only_their_own_row_and_cannot_act_as_an_owner(api: Api, s
     org, bob = data["org"], data["bob"]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    sign_in(page, server, bob["api_key"])
+    # By keyboard alone: the key field has focus when the sign-in page opens, and Enter submits.
+    page.goto(f"{server}/app")
+    page.keyboard.type(bob["api_key"])
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/app/usage")
     rows = page.get_by_test_id("members-table").locator("tbody tr")
     assert rows.count() == 1 and "bob@acme.test" in rows.inner_text()
     assert page.get_by_role("button", name="Buy credits").count() == 0

@@ -8,9 +8,11 @@ share and can never deadlock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, and_, literal, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, literal, select, tuple_, update
 
+from seatmeter.adapters.raw import Statement
 from seatmeter.adapters.sql import insert_ignore, upsert
 from seatmeter.adapters.tables import caps
 from seatmeter.adapters.tables import limit_accounts as la
@@ -23,6 +25,7 @@ __all__ = [
     "ensure",
     "lock",
     "lock_available",
+    "lock_rows",
     "post",
     "read",
     "release",
@@ -46,15 +49,52 @@ def read(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, LimitS
     return {(r.account, r.period): _state(r) for r in rows}
 
 
+_ROWS = "organization_id = :org AND account IN (:a0, :a1, :a2) AND period IN (:p, '')"
+_LOCK = Statement(
+    f"SELECT account, period, limit_nano, posted_nano, held_nano FROM limit_accounts WHERE {_ROWS} "
+    "ORDER BY account, period",
+    postgres_suffix="FOR UPDATE",
+)
+_RESERVE = Statement(
+    f"UPDATE limit_accounts SET held_nano = held_nano + :x WHERE {_ROWS} "
+    "AND (limit_nano IS NULL OR posted_nano + held_nano + :x <= limit_nano)"
+)
+_RELEASE = Statement(
+    f"UPDATE limit_accounts SET held_nano = held_nano - :held, posted_nano = posted_nano + :posted WHERE {_ROWS} "
+    "RETURNING account, period, limit_nano, posted_nano, held_nano"
+)
+
+
+def _hold_params(org_id: str, keys: Sequence[Key]) -> dict[str, Any]:
+    """The rows of one hold: credits (period '') and at most two accounts of one period."""
+    accounts = sorted({account for account, _ in keys})
+    periods = {period for account, period in keys if account != CREDITS}
+    if not 1 <= len(accounts) <= 3 or len(periods) > 1:
+        raise ValueError(f"not the limit rows of one hold: {sorted(keys)}")
+    padded = accounts + [accounts[-1]] * (3 - len(accounts))
+    return {"org": org_id, "a0": padded[0], "a1": padded[1], "a2": padded[2], "p": next(iter(periods), "")}
+
+
 def lock(conn: Connection, org_id: str, keys: Sequence[Key]) -> dict[Key, LimitState]:
-    """Read and lock the rows, in the fixed order. Creates missing period rows from the caps first."""
-    stmt = select(la).where(_where(org_id, keys)).order_by(la.c.account, la.c.period).with_for_update()  # type: ignore[arg-type]
-    found = {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
+    """Read and lock the rows of one hold, in the fixed order. Creates missing period rows from the caps first."""
+    params = _hold_params(org_id, keys)
+    found = _locked(conn, params)
     missing = [k for k in keys if k not in found]
     if missing:
         ensure(conn, org_id, missing)
-        found = {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
+        found = _locked(conn, params)
     return found
+
+
+def lock_rows(conn: Connection, org_id: str, keys: Iterable[Key]) -> None:
+    """Lock the existing rows of any number of holds, waiting, in the fixed order (the sweeper's batch)."""
+    stmt = (
+        select(la.c.account, la.c.period)
+        .where(_where(org_id, keys))  # type: ignore[arg-type]
+        .order_by(la.c.account, la.c.period)
+        .with_for_update()
+    )
+    conn.execute(stmt).all()
 
 
 def lock_available(conn: Connection, org_id: str, keys: Iterable[Key]) -> set[Key]:
@@ -69,6 +109,11 @@ def lock_available(conn: Connection, org_id: str, keys: Iterable[Key]) -> set[Ke
         .with_for_update(skip_locked=True)
     )
     return {(r.account, r.period) for r in conn.execute(stmt)}
+
+
+def _locked(conn: Connection, params: dict[str, Any]) -> dict[Key, LimitState]:
+    rows: Sequence[Any] = _LOCK.run(conn, params).fetchall()
+    return {(r.account, r.period): LimitState(r.account, r.limit_nano, r.posted_nano, r.held_nano) for r in rows}
 
 
 def caps_for(conn: Connection, org_id: str, accounts: Iterable[str]) -> dict[str, int | None]:
@@ -116,23 +161,24 @@ def reserve(conn: Connection, org_id: str, keys: Sequence[Key], amount_nano: int
 
     The caller has decided from locked rows, so a short count here means a broken invariant, not a race.
     """
-    room_ok = or_(la.c.limit_nano.is_(None), la.c.posted_nano + la.c.held_nano + amount_nano <= la.c.limit_nano)
-    result = conn.execute(
-        update(la).where(_where(org_id, keys), room_ok).values(held_nano=la.c.held_nano + amount_nano)  # type: ignore[arg-type]
-    )
+    result = _RESERVE.run(conn, {**_hold_params(org_id, keys), "x": amount_nano})
     if result.rowcount != len(set(keys)):
         raise RuntimeError(f"reserve touched {result.rowcount} of {len(set(keys))} limit rows; transaction rolled back")
 
 
-def release(conn: Connection, org_id: str, keys: Sequence[Key], held_nano: int, posted_nano: int) -> None:
-    """End a hold: release what it held and post what it cost (0 for a void or an expiry)."""
-    result = conn.execute(
-        update(la)
-        .where(_where(org_id, keys))  # type: ignore[arg-type]
-        .values(held_nano=la.c.held_nano - held_nano, posted_nano=la.c.posted_nano + posted_nano)
-    )
-    if result.rowcount != len(set(keys)):
-        raise RuntimeError(f"release touched {result.rowcount} of {len(set(keys))} limit rows")
+def release(
+    conn: Connection, org_id: str, keys: Sequence[Key], held_nano: int, posted_nano: int
+) -> dict[Key, LimitState]:
+    """End a hold: release what it held and post what it cost (0 for a void or an expiry). Returns the rows."""
+    params = _hold_params(org_id, keys)
+    if conn.dialect.name == "postgresql":
+        # Lock in the fixed order first, as authorize does: a bare UPDATE locks rows in whatever order its
+        # plan visits them, and a settle and an authorize of one organization could then deadlock.
+        _LOCK.run(conn, params).fetchall()
+    rows: Sequence[Any] = _RELEASE.run(conn, {**params, "held": held_nano, "posted": posted_nano}).fetchall()
+    if len(rows) != len(set(keys)):
+        raise RuntimeError(f"release touched {len(rows)} of {len(set(keys))} limit rows")
+    return {(r.account, r.period): LimitState(r.account, r.limit_nano, r.posted_nano, r.held_nano) for r in rows}
 
 
 def post(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> None:

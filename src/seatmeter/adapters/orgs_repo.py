@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
+from seatmeter.adapters.raw import Statement
 from seatmeter.adapters.tables import members, organizations
 from seatmeter.domain.errors import NotFound
 from seatmeter.domain.money import Money
 from seatmeter.domain.organization import Organization
 
-__all__ = ["get_member", "get_organization", "organization_from_row"]
+__all__ = ["MemberSeat", "get_member", "get_organization", "organization_and_member", "organization_from_row"]
 
 
 def organization_from_row(row: Any) -> Organization:
@@ -39,3 +42,30 @@ def get_member(conn: Connection, org_id: str, member_id: str) -> Row[Any]:
     if row is None:
         raise NotFound(f"member {member_id!r} is not in organization {org_id!r}")
     return row
+
+
+_ORGANIZATION_AND_MEMBER = Statement(
+    "SELECT o.id, o.name, o.timezone, o.plan, o.channel, o.term_start, o.billing_anchor_day, o.seat_prices, "
+    "m.id AS member_id, m.seat_type FROM organizations o "
+    "LEFT JOIN members m ON m.organization_id = o.id AND m.id = :member WHERE o.id = :org"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSeat:
+    id: str
+    seat_type: str | None
+
+
+def organization_and_member(conn: Connection, org_id: str, member_id: str) -> tuple[Organization, MemberSeat]:
+    """Both in one statement: the hot path of authorize needs the organization's rules and the member's seat."""
+    row = _ORGANIZATION_AND_MEMBER.run(conn, {"org": org_id, "member": member_id}).first()
+    if row is None:
+        raise NotFound(f"organization {org_id!r} does not exist")
+    if row.member_id is None:
+        raise NotFound(f"member {member_id!r} is not in organization {org_id!r}")
+    term_start = row.term_start if isinstance(row.term_start, date) else date.fromisoformat(row.term_start)
+    prices = {k: Money.parse(v) for k, v in json.loads(row.seat_prices).items()}
+    org = Organization(row.id, row.name, row.timezone, row.plan, row.channel, term_start, row.billing_anchor_day,
+                       prices)  # fmt: skip
+    return org, MemberSeat(row.member_id, row.seat_type)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["chunks", "insert_ignore", "upsert"]
+__all__ = ["bulk_insert", "chunks", "insert_ignore", "upsert"]
 
 T = TypeVar("T")
 
@@ -32,3 +33,24 @@ def upsert(conn: Connection, table: Table, keys: Sequence[str], set_: dict[str, 
 def chunks(items: Sequence[T], size: int = 1000) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _driver_value(value: Any, sqlite_dialect: bool) -> Any:
+    if isinstance(value, datetime):
+        # What UTCDateTime and SQLAlchemy's SQLite DATETIME would bind: naive UTC text with microseconds on
+        # SQLite (so stored rows compare and parse exactly like the others), an aware datetime on PostgreSQL.
+        value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite_dialect else value
+    return value
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT many rows through the driver's executemany, without SQLAlchemy's per-row parameter processing
+    (a third of the time of a 10,000-event batch). Rows must carry every column of the table."""
+    if not rows:
+        return
+    columns = list(table.c.keys())
+    sqlite_dialect = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite_dialect else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    conn.exec_driver_sql(sql, [tuple(_driver_value(row[c], sqlite_dialect) for c in columns) for row in rows])

@@ -16,7 +16,7 @@ from rich.table import Table
 from seatmeter.bootstrap import App, build
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import SeatmeterError
-from seatmeter.entrypoints import cli_billing
+from seatmeter.entrypoints import cli_billing, cli_vendor
 from seatmeter.entrypoints.cli_notify import notify_app
 from seatmeter.settings import Settings
 
@@ -37,6 +37,7 @@ app.add_typer(usage_app, name="usage")
 app.add_typer(prices_app, name="price-book")
 cli_billing.register(app)
 app.add_typer(notify_app, name="notify")
+cli_vendor.register(app)
 
 OPERATOR = Principal(PrincipalKind.OPERATOR)
 console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)

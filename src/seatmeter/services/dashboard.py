@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal, or_, select
+from sqlalchemy import Connection, and_, case, exists, func, literal, or_, select
 
 from seatmeter.adapters import orgs_repo
 from seatmeter.adapters.tables import TS, caps, invoices, limit_accounts, members, usage_events
@@ -180,39 +180,38 @@ def member_page(
     la = limit_accounts.alias("la")
     own = caps.alias("own")
     default = caps.alias("dflt")
-    joined = (
-        members.outerjoin(
-            la,
-            and_(
-                la.c.organization_id == members.c.organization_id,
-                la.c.account == literal("member:") + members.c.id,
-                la.c.period == period.key,
-            ),
-        )
-        .outerjoin(
-            own,
-            and_(
-                own.c.organization_id == members.c.organization_id,
-                own.c.scope == "member",
-                own.c.member_id == members.c.id,
-            ),
-        )
-        .outerjoin(
-            default,
-            and_(
-                default.c.organization_id == members.c.organization_id,
-                default.c.scope == "member_default",
-                default.c.member_id == "",
-            ),
-        )
+    joined = members.outerjoin(
+        own,
+        and_(
+            own.c.organization_id == members.c.organization_id, own.c.scope == "member", own.c.member_id == members.c.id
+        ),
+    ).outerjoin(
+        default,
+        and_(
+            default.c.organization_id == members.c.organization_id,
+            default.c.scope == "member_default",
+            default.c.member_id == "",
+        ),
     )
+    # The member's period row, read by primary key for each member (correlated subqueries): an outer join on
+    # 'member:' || id can make the planner scan limit_accounts once per member when statistics are stale.
+    row_of_member = and_(
+        la.c.organization_id == members.c.organization_id,
+        la.c.account == literal("member:") + members.c.id,
+        la.c.period == period.key,
+    )
+
+    def period_row(column: Any) -> Any:
+        return select(column).where(row_of_member).scalar_subquery()
+
     # A period row keeps the ceiling it was given; without one, the member's own cap, else the default.
     cap = case(
-        (la.c.account.is_not(None), la.c.limit_nano),
+        (exists().where(row_of_member), period_row(la.c.limit_nano)),
         (own.c.scope.is_not(None), own.c.limit_nano),
         else_=default.c.limit_nano,
     )
-    spent = func.coalesce(la.c.posted_nano, 0)
+    spent = func.coalesce(period_row(la.c.posted_nano), 0)
+    held = func.coalesce(period_row(la.c.held_nano), 0)
     where = [members.c.organization_id == org.id]
     if not principal.is_owner and not principal.is_operator:
         where.append(members.c.id == (principal.member_id or ""))
@@ -237,7 +236,7 @@ def member_page(
             members.c.name,
             members.c.role,
             spent.label("spent"),
-            func.coalesce(la.c.held_nano, 0).label("held"),
+            held.label("held"),
             cap.label("cap"),
             own.c.scope.label("own_scope"),
             default.c.limit_nano.label("default_limit"),
@@ -293,26 +292,27 @@ def chart(conn: Connection, principal: Principal, org: Organization, period: Per
         series_key: Any = usage_events.c.model
         labels: dict[str, str] = {}
     else:
-        top = conn.execute(
-            select(func.substr(limit_accounts.c.account, 8), members.c.email)
-            .select_from(
-                limit_accounts.join(
-                    members,
-                    and_(
-                        members.c.organization_id == limit_accounts.c.organization_id,
-                        literal("member:") + members.c.id == limit_accounts.c.account,
-                    ),
+        top = (
+            conn.execute(
+                select(limit_accounts.c.account)
+                .where(
+                    limit_accounts.c.organization_id == org.id,
+                    limit_accounts.c.period == period.key,
+                    limit_accounts.c.account.like("member:%"),
+                    limit_accounts.c.posted_nano > 0,
                 )
+                .order_by(limit_accounts.c.posted_nano.desc())
+                .limit(TOP_SERIES)
             )
-            .where(
-                limit_accounts.c.organization_id == org.id,
-                limit_accounts.c.period == period.key,
-                limit_accounts.c.posted_nano > 0,
-            )
-            .order_by(limit_accounts.c.posted_nano.desc())
-            .limit(TOP_SERIES)
-        ).all()
-        labels = dict(top)
+            .scalars()
+            .all()
+        )
+        ids = [account.removeprefix("member:") for account in top]
+        labels = dict(
+            conn.execute(
+                select(members.c.id, members.c.email).where(members.c.organization_id == org.id, members.c.id.in_(ids))
+            ).all()
+        )
         series_key = case(
             (usage_events.c.member_id.in_(list(labels) or [""]), usage_events.c.member_id), else_=literal("~others")
         )

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from seatmeter.adapters import limits_repo, orgs_repo
-from seatmeter.adapters.tables import holds, ledger_entries, usage_events
+from seatmeter.adapters.raw import Statement, from_db_time, to_db_time
+from seatmeter.adapters.tables import holds, usage_events
 from seatmeter.bootstrap import App
 from seatmeter.domain import seats
 from seatmeter.domain.auth import Principal
@@ -109,8 +110,7 @@ def _authorize_once(
         replay = _replay(conn, org_id, request)
         if replay is not None:
             return replay
-        org = orgs_repo.get_organization(conn, org_id)
-        member = orgs_repo.get_member(conn, org_id, request.member_id)
+        org, member = orgs_repo.organization_and_member(conn, org_id, request.member_id)
         check_entitlement(org, member, request.surface)
         period = period_containing(now, org.timezone, org.billing_anchor_day)
         accounts = ([CREDITS] if org.prepaid else []) + [member_account(request.member_id), ORGANIZATION]
@@ -130,24 +130,12 @@ def _authorize_once(
         limits_repo.reserve(conn, org_id, keys, grant.amount_nano)
         hold_id = new_id("hold")
         expires_at = now + timedelta(seconds=app.settings.hold_timeout_s)
-        conn.execute(
-            holds.insert().values(
-                organization_id=org_id,
-                id=hold_id,
-                idempotency_key=request.idempotency_key,
-                fingerprint=request.fingerprint,
-                member_id=request.member_id,
-                model=request.model,
-                surface=request.surface,
-                amount_nano=grant.amount_nano,
-                max_output_tokens=grant.max_output_tokens,
-                accounts=",".join(accounts),
-                period=period.key,
-                status="open",
-                created_at=now,
-                expires_at=expires_at,
-            )
-        )
+        _INSERT_HOLD.run(conn, {
+            "org": org_id, "id": hold_id, "key": request.idempotency_key, "fingerprint": request.fingerprint,
+            "member_id": request.member_id, "model": request.model, "surface": request.surface,
+            "amount": grant.amount_nano, "max_output_tokens": grant.max_output_tokens, "accounts": ",".join(accounts),
+            "period": period.key, "now": to_db_time(conn, now), "expires_at": to_db_time(conn, expires_at),
+        })  # fmt: skip
         uow.commit()
     return HoldView(hold_id, Money(grant.amount_nano), grant.max_output_tokens, expires_at, "open")
 
@@ -169,10 +157,68 @@ def check_entitlement(org: Organization, member: Any, surface: str) -> None:
     seats.check_entitlement(member.seat_type, surface)
 
 
+_HOLD_COLUMNS = (
+    "organization_id, id, fingerprint, member_id, model, surface, amount_nano, max_output_tokens, accounts, period, "
+    "status, created_at, expires_at, event_id"
+)
+_REPLAY = Statement(f"SELECT {_HOLD_COLUMNS} FROM holds WHERE organization_id = :org AND idempotency_key = :key")
+_FIND = Statement(f"SELECT {_HOLD_COLUMNS} FROM holds WHERE organization_id = :org AND id = :id")
+_CLOSE = Statement(
+    "UPDATE holds SET status = :status, closed_at = :now, event_id = :event_id "
+    "WHERE organization_id = :org AND id = :id AND status = 'open' AND expires_at > :now "
+    f"RETURNING {_HOLD_COLUMNS}"
+)
+_CLOSE_EXPIRED = Statement(
+    "UPDATE holds SET status = 'expired', closed_at = :now "
+    "WHERE organization_id = :org AND id = :id AND status = 'open' "
+    f"RETURNING {_HOLD_COLUMNS}"
+)
+_INSERT_HOLD = Statement(
+    "INSERT INTO holds (organization_id, id, idempotency_key, fingerprint, member_id, model, surface, amount_nano, "
+    "max_output_tokens, accounts, period, status, created_at, expires_at) VALUES (:org, :id, :key, :fingerprint, "
+    ":member_id, :model, :surface, :amount, :max_output_tokens, :accounts, :period, 'open', :now, :expires_at)"
+)
+_INSERT_EVENT = Statement(
+    "INSERT INTO usage_events (organization_id, id, idempotency_key, fingerprint, member_id, model, surface, "
+    "service_tier, occurred_at, period, input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, "
+    "cache_read_tokens, cost_nano, price_version, hold_id, exceeded_hold, recorded_at) VALUES (:org, :id, :key, "
+    ":fingerprint, :member_id, :model, :surface, :tier, :occurred_at, :period, :input, :output, :cw5m, :cw1h, "
+    ":cache_read, :cost, :price_version, :hold_id, :exceeded, :now)"
+)
+_INSERT_LEDGER = Statement(
+    "INSERT INTO ledger_entries (organization_id, id, kind, debit_account, credit_account, amount_nano, reference, "
+    "created_at) VALUES (:org, :id, 'usage', :debit, 'revenue', :amount, :reference, :now)"
+)
+
+
+@dataclass(frozen=True)
+class HoldRow:
+    organization_id: str
+    id: str
+    fingerprint: str
+    member_id: str
+    model: str
+    surface: str
+    amount_nano: int
+    max_output_tokens: int | None
+    accounts: str
+    period: str
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    event_id: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> HoldRow | None:
+        if row is None:
+            return None
+        values = list(row)
+        values[11], values[12] = from_db_time(values[11]), from_db_time(values[12])
+        return cls(*values)
+
+
 def _replay(conn: Connection, org_id: str, request: HoldRequest) -> HoldView | None:
-    row = conn.execute(
-        select(holds).where(holds.c.organization_id == org_id, holds.c.idempotency_key == request.idempotency_key)
-    ).one_or_none()
+    row = HoldRow.of(_REPLAY.run(conn, {"org": org_id, "key": request.idempotency_key}).first())
     if row is None:
         return None
     if row.fingerprint != request.fingerprint:
@@ -183,24 +229,21 @@ def _replay(conn: Connection, org_id: str, request: HoldRequest) -> HoldView | N
     return _view(row, replayed=True)
 
 
-def _find(conn: Connection, org_id: str, hold_id: str) -> Any:
-    row = conn.execute(select(holds).where(holds.c.organization_id == org_id, holds.c.id == hold_id)).one_or_none()
+def _find(conn: Connection, org_id: str, hold_id: str) -> HoldRow:
+    row = HoldRow.of(_FIND.run(conn, {"org": org_id, "id": hold_id}).first())
     if row is None:
         raise NotFound(f"hold {hold_id!r} does not exist in this organization")
     return row
 
 
-def _close(conn: Connection, org_id: str, hold_id: str, status: str, now: datetime, event_id: str | None = None) -> Any:
-    """Move an open, unexpired hold to `status`. Returns the hold, or None if it was not open."""
-    stmt = (
-        update(holds)
-        .where(holds.c.organization_id == org_id, holds.c.id == hold_id, holds.c.status == "open")
-        .values(status=status, closed_at=now, event_id=event_id)
-        .returning(*holds.c)
-    )
-    if status != "expired":
-        stmt = stmt.where(holds.c.expires_at > now)
-    return conn.execute(stmt).one_or_none()
+def _close(
+    conn: Connection, org_id: str, hold_id: str, status: str, now: datetime, event_id: str | None = None
+) -> HoldRow | None:
+    """Move an open hold to `status` (an unexpired one, unless it is the expiry). None if it was not open."""
+    params = {"org": org_id, "id": hold_id, "now": to_db_time(conn, now)}
+    if status == "expired":
+        return HoldRow.of(_CLOSE_EXPIRED.run(conn, params).first())
+    return HoldRow.of(_CLOSE.run(conn, {**params, "status": status, "event_id": event_id}).first())
 
 
 def _not_open(row: Any, now: datetime) -> Conflict:
@@ -219,6 +262,9 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
     usage = parse_usage(body.get("usage"), required=("input_tokens", "output_tokens"))
     tier = body.get("service_tier", "standard")
     now = app.clock.now()
+    # Read (and perhaps refresh) the price book before the transaction: a refresh opens its own connection,
+    # which on SQLite would wait for the write lock this transaction holds.
+    book = app.prices.get()
     with app.uow() as uow:
         conn = uow.conn
         event_id = new_id("evt")
@@ -228,48 +274,25 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
             principal.require_usage_writer(org_id, existing.member_id)
             return _settle_replay(conn, existing, usage, tier, now)
         principal.require_usage_writer(org_id, row.member_id)
-        priced = app.prices.get().cost(row.model, usage, row.created_at, tier)
+        priced = book.cost(row.model, usage, row.created_at, tier)
         cost = priced.cost
-        conn.execute(
-            usage_events.insert().values(
-                organization_id=org_id,
-                id=event_id,
-                idempotency_key=f"{SETTLED_HOLD_KEY_PREFIX}{hold_id}",
-                fingerprint=_settle_fingerprint(usage, tier),
-                member_id=row.member_id,
-                model=priced.model,
-                surface=row.surface,
-                service_tier=tier,
-                occurred_at=row.created_at,
-                period=row.period,
-                input_tokens=usage.input,
-                output_tokens=usage.output,
-                cache_write_5m_tokens=usage.cache_write_5m,
-                cache_write_1h_tokens=usage.cache_write_1h,
-                cache_read_tokens=usage.cache_read,
-                cost_nano=cost.nano,
-                price_version=priced.version_id,
-                hold_id=hold_id,
-                exceeded_hold=cost.nano > row.amount_nano,
-                recorded_at=now,
-            )
-        )
+        at = to_db_time(conn, now)
+        _INSERT_EVENT.run(conn, {
+            "org": org_id, "id": event_id, "key": f"{SETTLED_HOLD_KEY_PREFIX}{hold_id}",
+            "fingerprint": _settle_fingerprint(usage, tier),
+            "member_id": row.member_id, "model": priced.model, "surface": row.surface, "tier": tier,
+            "occurred_at": to_db_time(conn, row.created_at), "period": row.period, "input": usage.input,
+            "output": usage.output, "cw5m": usage.cache_write_5m, "cw1h": usage.cache_write_1h,
+            "cache_read": usage.cache_read, "cost": cost.nano, "price_version": priced.version_id, "hold_id": hold_id,
+            "exceeded": cost.nano > row.amount_nano, "now": at,
+        })  # fmt: skip
         if cost.nano > 0:
             payer = CREDITS if CREDITS in row.accounts.split(",") else "receivable"
-            conn.execute(
-                ledger_entries.insert().values(
-                    organization_id=org_id,
-                    id=new_id("le"),
-                    kind="usage",
-                    debit_account=payer,
-                    credit_account="revenue",
-                    amount_nano=cost.nano,
-                    reference=event_id,
-                    created_at=now,
-                )
-            )
-        limits_repo.release(conn, org_id, _keys(row.accounts, row.period), row.amount_nano, cost.nano)
-        notifications.spend_posted(conn, org_id, dict.fromkeys(_keys(row.accounts, row.period), cost.nano), now)
+            _INSERT_LEDGER.run(conn, {"org": org_id, "id": new_id("le"), "debit": payer, "amount": cost.nano,
+                                      "reference": event_id, "now": at})  # fmt: skip
+        keys = _keys(row.accounts, row.period)
+        after = limits_repo.release(conn, org_id, keys, row.amount_nano, cost.nano)
+        notifications.spend_posted(conn, org_id, dict.fromkeys(keys, cost.nano), now, rows=after)
         uow.commit()
     return Settled(event_id, cost, cost.nano > row.amount_nano)
 
@@ -360,7 +383,7 @@ def expire_holds(uow: UnitOfWork, now: datetime, batch: int = 500) -> int:
         expired = 0
         for org_id in sorted(by_org):
             keys = sorted({k for h in by_org[org_id] for k in _keys(h.accounts, h.period)})
-            limits_repo.lock(conn, org_id, keys)
+            limits_repo.lock_rows(conn, org_id, keys)
             for hold in by_org[org_id]:
                 row = _close(conn, org_id, hold.id, "expired", now)
                 if row is not None:

@@ -25,7 +25,7 @@ from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.limits import member_account
 from seatmeter.domain.money import Money
 from seatmeter.domain.thresholds import validate_thresholds
-from seatmeter.services.notifications import NotifySettings, read_settings
+from seatmeter.services.notifications import NotifySettings, describe_limits, read_settings
 from seatmeter.services.uow import UnitOfWork
 
 __all__ = ["get_settings", "list_notifications", "put_settings", "settings_json"]
@@ -184,6 +184,7 @@ def list_notifications(uow: UnitOfWork, principal: Principal, org_id: str, limit
             stmt = stmt.where(n.account == member_account(principal.member_id or ""))
         rows = conn.execute(stmt.order_by(n.created_at.desc(), n.id).limit(limit)).all()
         deliveries = _deliveries(conn, org_id, [r.id for r in rows]) if owner and rows else {}
+        names = describe_limits(conn, org_id, {r.account for r in rows})
     listed = []
     for r in rows:
         payload = json.loads(r.payload)
@@ -191,6 +192,7 @@ def list_notifications(uow: UnitOfWork, principal: Principal, org_id: str, limit
             "id": r.id,
             "type": r.kind,
             "account": r.account,
+            "limit_name": names[r.account],
             "period": r.period or None,
             "created_at": r.created_at.isoformat(),
             "data": payload["data"],

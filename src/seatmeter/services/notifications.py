@@ -53,6 +53,7 @@ __all__ = [
     "NotifySettings",
     "deliver_due",
     "deliver_once",
+    "describe_limits",
     "limits_changed",
     "read_settings",
     "spend_posted",
@@ -180,31 +181,38 @@ def _enqueue(
     return True
 
 
-def spend_posted(conn: Connection, org_id: str, amounts: Mapping[Key, int], now: datetime) -> None:
+def spend_posted(
+    conn: Connection, org_id: str, amounts: Mapping[Key, int], now: datetime, rows: Mapping[Key, Any] | None = None
+) -> None:
     """Create the notifications for thresholds crossed by posting `amounts` (already applied to the rows).
 
     Call it in the same transaction, after the update: the rows are locked by it, so posted - amount is
-    exactly what this transaction moved from.
+    exactly what this transaction moved from. `rows`, when the caller has them, are the rows after the update.
     """
     moved = {key: amount for key, amount in amounts.items() if amount > 0}
     if not moved:
         return
-    rows = {
-        (r.account, r.period): r
-        for r in conn.execute(
-            select(limit_accounts).where(
-                limit_accounts.c.organization_id == org_id,
-                limit_accounts.c.account.in_(sorted({account for account, _ in moved})),
+    if rows is None:
+        rows = {
+            (r.account, r.period): r
+            for r in conn.execute(
+                select(limit_accounts).where(
+                    limit_accounts.c.organization_id == org_id,
+                    limit_accounts.c.account.in_(sorted({account for account, _ in moved})),
+                )
             )
-        )
-        if (r.account, r.period) in moved
-    }
+            if (r.account, r.period) in moved
+        }
     settings: NotifySettings | None = None
     generations: dict[Key, int] | None = None
     for key in sorted(moved):
         row = rows.get(key)
-        if row is None or row.limit_nano is None:
+        if row is None or row.limit_nano is None or row.limit_nano <= 0:
             continue
+        if key[0] != CREDITS and (row.posted_nano - moved[key]) * 100 // row.limit_nano == (
+            row.posted_nano * 100 // row.limit_nano
+        ):
+            continue  # still in the same whole percent of the cap: no threshold (whole percents) can be crossed
         after = Money(row.posted_nano)
         before = Money(row.posted_nano - moved[key])
         limit = Money(row.limit_nano)
@@ -305,15 +313,24 @@ def usage_refused(engine: Engine, org_id: str, member_id: str | None, code: str,
     account = _REFUSED_ACCOUNT.get(code)
     if account is None:
         return False  # seat and allowance refusals are not limits of spend
-    with engine.begin() as conn:
+    if account == "member":
+        if member_id is None:
+            return False
+        account = member_account(member_id)
+    with engine.connect() as conn:
         org = conn.execute(select(organizations).where(organizations.c.id == org_id)).one_or_none()
         if org is None:
             return False
         period = "" if account == CREDITS else period_containing(now, org.timezone, org.billing_anchor_day).key
-        if account == "member":
-            if member_id is None:
-                return False
-            account = f"member:{member_id}"
+        arming = notification_arming.c
+        stopped = conn.execute(
+            select(arming.stopped).where(
+                arming.organization_id == org_id, arming.account == account, arming.period == period
+            )
+        ).scalar_one_or_none()
+    if stopped:
+        return False  # announced already: repeated refusals of a stopped limit write nothing
+    with engine.begin() as conn:
         conn.execute(
             insert_ignore(conn, notification_arming).values(
                 organization_id=org_id, account=account, period=period, generation=0, stopped=False
@@ -410,16 +427,23 @@ def _email_text(payload: dict[str, Any], org_name: str, who: str) -> tuple[str, 
     return subject, body
 
 
-def _describe(conn: Connection, org_id: str, account: str) -> str:
-    if account == CREDITS:
-        return "the credit balance"
-    if account == ORGANIZATION:
-        return "the organization cap"
-    member_id = account.removeprefix("member:")
-    email = conn.execute(
-        select(members.c.email).where(members.c.organization_id == org_id, members.c.id == member_id)
-    ).scalar_one_or_none()
-    return f"the cap of {email or member_id}"
+def describe_limits(conn: Connection, org_id: str, accounts: Iterable[str]) -> dict[str, str]:
+    """A name a person reads for each limit account: "the credit balance", "the cap of alice@example.com"."""
+    wanted = set(accounts)
+    member_ids = [a.removeprefix("member:") for a in wanted if a.startswith("member:")]
+    emails = (
+        dict(
+            conn.execute(
+                select(members.c.id, members.c.email).where(
+                    members.c.organization_id == org_id, members.c.id.in_(member_ids)
+                )
+            ).all()
+        )
+        if member_ids
+        else {}
+    )
+    names = {CREDITS: "the credit balance", ORGANIZATION: "the organization cap"}
+    return {a: names.get(a) or f"the cap of {emails.get(a.removeprefix('member:'), a)}" for a in wanted}
 
 
 def deliver_once(app: App, *, policy: RetryPolicy | None = None) -> DeliveryReport:
@@ -455,7 +479,7 @@ def deliver_due(
             org_name = conn.execute(
                 select(organizations.c.name).where(organizations.c.id == row.organization_id)
             ).scalar_one()
-            who = _describe(conn, row.organization_id, note.account)
+            who = describe_limits(conn, row.organization_id, [note.account])[note.account]
         if row.channel == "webhook":
             secret = settings.webhook_secret or ""
             result = sender.send(row.target, secret, f"msg_{note.id}", note.payload.encode())

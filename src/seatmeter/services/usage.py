@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from seatmeter.adapters import limits_repo, orgs_repo
-from seatmeter.adapters.sql import chunks
+from seatmeter.adapters.sql import bulk_insert, chunks
 from seatmeter.adapters.tables import ledger_entries, limit_accounts, members, usage_events
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
@@ -127,10 +127,10 @@ def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], 
             if org.prepaid:
                 amounts[(CREDITS, "")] += price.cost.nano
         if rows:
-            # Insert in key order: two batches sharing keys then meet on their first shared key and one waits for
-            # the other (then retries, finding replays) instead of each holding a key the other needs (deadlock).
-            rows.sort(key=lambda r: r["idempotency_key"])
-            conn.execute(usage_events.insert(), rows)
+            # Insert in key order: concurrent batches that share keys then wait on each other in one order
+            # and cannot deadlock on the unique index.
+            rows.sort(key=lambda row: row["idempotency_key"])
+            bulk_insert(conn, usage_events, rows)
             total = sum(r["cost_nano"] for r in rows)
             if total:
                 batch_id = new_id("batch")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
@@ -16,6 +17,7 @@ from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
 from seatmeter.entrypoints.api.routes_billing import router as billing_router
 from seatmeter.entrypoints.api.routes_core import router as core_router
+from seatmeter.entrypoints.gateway.routes import router as gateway_router
 from seatmeter.entrypoints.web import routes as web
 from seatmeter.services.holds import expire_holds
 
@@ -37,6 +39,8 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(core_router)
     api.include_router(billing_router)
     web.install(api)  # notifications API and the /app dashboard
+    api.include_router(gateway_router)
+    _hoist_inline_definitions(api)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -49,6 +53,28 @@ def create_app(app: App | None = None) -> FastAPI:
         return metrics.render()
 
     return api
+
+
+def _hoist_inline_definitions(api: FastAPI) -> None:
+    """Request schemas given by hand (openapi_extra) carry their own `$defs` while their `$ref`s point at
+    #/components/schemas: move the definitions there, so that every reference in the document resolves."""
+    build_schema = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema:
+            return api.openapi_schema
+        schema = build_schema()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for operations in schema.get("paths", {}).values():
+            for op in operations.values():
+                content = op.get("requestBody", {}).get("content", {}) if isinstance(op, dict) else {}
+                for media in content.values():
+                    for name, definition in media.get("schema", {}).pop("$defs", {}).items():
+                        components.setdefault(name, definition)
+        api.openapi_schema = schema
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 def serve_app() -> FastAPI:

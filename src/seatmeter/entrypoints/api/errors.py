@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from seatmeter.adapters import metrics
@@ -64,6 +64,16 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         code = "not_found" if exc.status_code == 404 else "invalid_request"
         return error_response(code, str(exc.detail), status=exc.status_code)
+
+    @app.exception_handler(DataError)
+    async def _bad_value(_: Request, exc: Any) -> JSONResponse:
+        # The database refused a value the validation let through (PostgreSQL: a NUL character in a text);
+        # nothing was written, and it is the request that must change.
+        return error_response(
+            "invalid_request",
+            "a value in the request cannot be stored (for example, it contains a NUL character)",
+            "Fix the request and send it again.",
+        )
 
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: Any) -> JSONResponse:

@@ -71,7 +71,7 @@ def render_daily_chart(days: Sequence[date], series: Sequence[Series], title: st
                 f'fill="{colour}"><title>{escape(item.label)}, {day.isoformat()}: ${Money(value)}</title></rect>'
             )
             base += value
-        if index % max(len(days) // 8, 1) == 0 or index == len(days) - 1:
+        if index % max(len(days) // 8, 1) == 0:
             parts.append(
                 f'<text x="{x + bar / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle" class="axis">'
                 f"{day.strftime('%b')} {day.day}</text>"

@@ -48,11 +48,7 @@ def install(api: FastAPI) -> None:
 
 
 def _secret(app: App) -> bytes:
-    cached: bytes | None = getattr(app, "_session_secret", None)
-    if cached is None:
-        cached = sessions.session_secret(app.settings.session_secret, app.settings.operator_key)
-        app._session_secret = cached  # type: ignore[attr-defined]
-    return cached
+    return sessions.session_secret(app.settings.session_secret, app.settings.operator_key)
 
 
 class Viewer:

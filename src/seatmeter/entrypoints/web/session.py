@@ -33,7 +33,10 @@ def session_secret(configured: str, operator_key: str) -> bytes:
         return configured.encode()
     if operator_key:
         return hmac.new(operator_key.encode(), b"seatmeter dashboard sessions", hashlib.sha256).digest()
-    return secrets.token_bytes(32)
+    return _PROCESS_SECRET
+
+
+_PROCESS_SECRET = secrets.token_bytes(32)
 
 
 def _b64(data: bytes) -> str:

@@ -1,0 +1,1 @@
+"""An Anthropic-compatible Messages endpoint that meters and caps the calls passing through it."""

@@ -269,3 +269,7 @@ def test_another_organizations_keys_are_refused(api: Api, org: Org) -> None:
     refused(api.get(f"{base}/credits", key=None, expect=401), "unauthenticated")
     refused(api.get(f"{base}/credits", key="not-a-key", expect=401), "unauthenticated")
     untouched(api, org)
+
+
+def test_the_invoices_of_an_organization_that_does_not_exist_are_not_found(api: Api) -> None:
+    refused(api.get("/v1/organizations/org_nobody/invoices", expect=404), "not_found")

@@ -188,6 +188,16 @@ def test_a_reused_key_with_a_different_payload_is_a_conflict_and_writes_nothing(
     assert before["balance"] == "9.9955"
 
 
+def test_a_usage_key_cannot_take_the_key_a_hold_settles_under(api: Api, org: Org) -> None:
+    base = f"/v1/organizations/{org.id}"
+    hold = api.post(f"{base}/holds", hold_body(org.owner_id), key=org.service_key, expect=201)
+    taken = {"events": [event(org.owner_id, f"hold:{hold['id']}")]}
+    refused(api.post(f"{base}/usage", taken, key=org.service_key, expect=400), "invalid_request")
+    settle = {"usage": {"input_tokens": 1_000, "output_tokens": 100}}
+    settled = api.post(f"{base}/holds/{hold['id']}/settle", settle, key=org.service_key, expect=200)
+    assert settled["cost"] == "0.0045"
+
+
 def test_a_batch_of_10_000_events_is_accepted_and_10_001_refused(api: Api, org: Org) -> None:
     base = f"/v1/organizations/{org.id}"
     events = [event(org.owner_id, f"e{i}", input_tokens=1, output_tokens=0) for i in range(10_001)]
@@ -259,3 +269,7 @@ def test_another_organizations_keys_are_refused(api: Api, org: Org) -> None:
     refused(api.get(f"{base}/credits", key=None, expect=401), "unauthenticated")
     refused(api.get(f"{base}/credits", key="not-a-key", expect=401), "unauthenticated")
     untouched(api, org)
+
+
+def test_the_invoices_of_an_organization_that_does_not_exist_are_not_found(api: Api) -> None:
+    refused(api.get("/v1/organizations/org_nobody/invoices", expect=404), "not_found")

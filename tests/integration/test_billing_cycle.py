@@ -316,6 +316,39 @@ def test_seat_based_usage_stops_at_the_allowance_unless_extra_usage_is_enabled_a
     assert invoice["total"] == "52.00"
 
 
+def test_self_serve_seat_based_usage_is_invoiced_in_arrears_and_never_drawn_from_credits(api: Api, clock: FixedClock):
+    org = _org(api, clock, channel="self_serve", plan="seat_based", seat_prices={"standard": "25.00"})
+    api.put(f"/v1/organizations/{org.id}/seat-allowances", {"included_usage": {"standard": "1.00"}}, expect=200)
+    api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "standard", "quantity": 1}, expect=201)
+    _seat(api, org, org.owner_id, "standard")
+    api.put(f"/v1/organizations/{org.id}/extra-usage", {"enabled": True}, key=org.owner_key, expect=200)
+    api.post(
+        f"/v1/organizations/{org.id}/credits/purchases",
+        {"amount": "10.00", "idempotency_key": "c1"},
+        key=org.owner_key,
+        expect=201,
+    )
+    clock.set(datetime(2024, 1, 20, tzinfo=UTC))
+    hold = _hold(api, org, org.owner_id, amount="0.60", key="a")
+    api.post(f"/v1/organizations/{org.id}/holds/{hold['id']}/void", key=org.service_key, expect=200)
+    _usage(api, org, org.owner_id, "big", "2024-01-10T10:00:00Z", input_tokens=1_000_000)  # $3.00
+    # The seat fee includes the allowance and extra usage is invoiced in arrears: credits pay for none of it.
+    credits = api.get(f"/v1/organizations/{org.id}/credits", key=org.owner_key, expect=200)
+    assert credits == {"balance": "10.00", "held": "0.00", "available": "10.00"}
+    clock.set(datetime(2024, 2, 1, 1, 0, tzinfo=UTC))
+    invoice = api.post(f"/v1/organizations/{org.id}/periods/2024-01/close", expect=200)
+    assert invoice["kind"] == "usage"
+    assert invoice["total"] == "27.00"  # $25 seat fee + $2 extra usage, billed once
+
+
+def test_a_seat_based_organization_with_no_credits_can_use_its_allowance(api: Api, clock: FixedClock):
+    org = _org(api, clock, channel="self_serve", plan="seat_based", seat_prices={"standard": "25.00"})
+    api.put(f"/v1/organizations/{org.id}/seat-allowances", {"included_usage": {"standard": "1.00"}}, expect=200)
+    api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "standard", "quantity": 1}, expect=201)
+    _seat(api, org, org.owner_id, "standard")
+    _hold(api, org, org.owner_id, amount="0.60", key="a")
+
+
 def test_a_legacy_renewal_moves_every_member_to_the_enterprise_seat(api: Api, app: App, clock: FixedClock):
     org = _org(api, clock, plan="usage_based_legacy", seat_prices={"chat": "20.00", "chat_code": "100.00"})
     api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "chat", "quantity": 3}, expect=201)

@@ -37,12 +37,12 @@ def pg_app(pg_url: str) -> Iterator[App]:
 
 
 class Shop:
-    def __init__(self, app: App, members: int, credits_usd: str | None) -> None:
+    def __init__(self, app: App, members: int, credits_usd: str | None, channel: str = "self_serve") -> None:
         now = app.clock.now()
         body = {
             "name": "Race",
             "plan": "usage_based",
-            "channel": "self_serve",
+            "channel": channel,
             "term_start": "2026-01-01",
             "seat_prices": {"enterprise": "10.00"},
             "primary_owner": {"email": "owner@race.test", "name": "Owner"},
@@ -222,3 +222,41 @@ def test_concurrent_usage_batches_with_overlapping_keys_count_each_key_once(pg_a
     assert rows["credits"].posted_nano == distinct * 1_500_000
     assert rows["organization"].posted_nano == distinct * 1_500_000
     assert sum(rows[f"member:{m}"].posted_nano for m in shop.members) == distinct * 1_500_000
+
+
+def test_holds_racing_on_a_full_sales_assisted_cap_release_overdue_holds_without_deadlocks(
+    pg_url: str, pg_app: App
+) -> None:
+    # Sales-assisted: no credit row to queue on first. Every member's overdue hold fills the organization cap,
+    # so each authorize is refused at first and releases overdue holds of other members while it holds its
+    # own member row and the organization row.
+    shop = Shop(pg_app, members=8, credits_usd=None, channel="sales_assisted")
+    caps.set_cap(pg_app.uow(), shop.owner, shop.org_id, "organization", "4.00", NOW)
+    views = [holds_service.authorize(pg_app, shop.service, shop.org_id, shop.hold_body(i)) for i in range(8)]
+    later = make_app(pg_url, FixedClock(views[0].expires_at + timedelta(seconds=1)), db_pool_size=THREADS)
+    try:
+        tasks: list[Callable[[], Any]] = [
+            lambda i=i: holds_service.authorize(later, shop.service, shop.org_id, shop.hold_body(100 + i, "0.10"))
+            for i in range(THREADS)
+        ]
+        tasks += [lambda: holds_service.expire_holds(later.uow(), later.clock.now(), batch=2) for _ in range(8)]
+        results = race(tasks)
+    finally:
+        later.engine.dispose()
+    # A request may still find the cap full while some overdue holds are being released; nothing else fails.
+    errors = [(r.code, str(r.__cause__)[:300]) for r in results if isinstance(r, SeatmeterError)]
+    assert [e for e in errors if e[0] != "organization_cap_reached"] == []
+    assert sum(isinstance(r, holds_service.HoldView) for r in results) >= THREADS // 2
+    assert_within_limits_and_held_matches_open_holds(pg_app, shop.org_id)
+
+
+def test_a_credit_purchase_sent_by_many_threads_at_once_is_bought_once_and_answered_alike(pg_app: App) -> None:
+    shop = Shop(pg_app, members=1, credits_usd=None)
+    results = race(
+        [lambda: credits.buy_credits(pg_app.uow(), shop.owner, shop.org_id, "25.00", "retry-me", NOW)] * THREADS
+    )
+    errors = [(type(r).__name__, str(r)[:200]) for r in results if not isinstance(r, tuple)]
+    assert errors == []
+    assert {invoice["id"] for _, invoice in results} == {results[0][1]["id"]}
+    rows = limit_rows(pg_app, shop.org_id)
+    assert rows["credits"].limit_nano == 25 * 10**9

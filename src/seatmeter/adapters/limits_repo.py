@@ -24,6 +24,8 @@ __all__ = [
     "caps_for",
     "ensure",
     "lock",
+    "lock_available",
+    "lock_rows",
     "post",
     "read",
     "release",
@@ -82,6 +84,31 @@ def lock(conn: Connection, org_id: str, keys: Sequence[Key]) -> dict[Key, LimitS
         ensure(conn, org_id, missing)
         found = _locked(conn, params)
     return found
+
+
+def lock_rows(conn: Connection, org_id: str, keys: Iterable[Key]) -> None:
+    """Lock the existing rows of any number of holds, waiting, in the fixed order (the sweeper's batch)."""
+    stmt = (
+        select(la.c.account, la.c.period)
+        .where(_where(org_id, keys))  # type: ignore[arg-type]
+        .order_by(la.c.account, la.c.period)
+        .with_for_update()
+    )
+    conn.execute(stmt).all()
+
+
+def lock_available(conn: Connection, org_id: str, keys: Iterable[Key]) -> set[Key]:
+    """Lock, without waiting, the existing rows no other transaction holds (PostgreSQL); return their keys.
+
+    Rows this transaction already holds count as available.
+    """
+    stmt = (
+        select(la.c.account, la.c.period)
+        .where(_where(org_id, keys))  # type: ignore[arg-type]
+        .order_by(la.c.account, la.c.period)
+        .with_for_update(skip_locked=True)
+    )
+    return {(r.account, r.period) for r in conn.execute(stmt)}
 
 
 def _locked(conn: Connection, params: dict[str, Any]) -> dict[Key, LimitState]:

@@ -52,6 +52,12 @@ class Organization:
     def self_serve(self) -> bool:
         return self.channel == "self_serve"
 
+    @property
+    def prepaid(self) -> bool:
+        """Usage is paid from credits: self-serve usage-based plans. Seat-based plans include usage in the seat
+        fee and invoice extra usage in arrears on either channel, so credits never pay for it."""
+        return self.self_serve and self.plan != "seat_based"
+
 
 def choose(value: Any, allowed: tuple[str, ...], field: str) -> str:
     if value not in allowed:

@@ -14,6 +14,7 @@ from seatmeter.domain.organization import SURFACES, choose
 from seatmeter.domain.pricing import MAX_TOKENS_PER_KIND, SERVICE_TIERS, Usage
 
 __all__ = [
+    "SETTLED_HOLD_KEY_PREFIX",
     "USAGE_FIELDS",
     "HoldRequest",
     "UsageEvent",
@@ -31,6 +32,9 @@ USAGE_FIELDS = {
     "cache_write_1h_tokens": "cache_write_1h",
     "cache_read_tokens": "cache_read",
 }
+# A settled hold records its event under "hold:<hold id>"; keys of recorded usage may not take that form,
+# or an event recorded first would make the hold impossible to settle.
+SETTLED_HOLD_KEY_PREFIX = "hold:"
 _EVENT_FIELDS = {"idempotency_key", "member_id", "model", "surface", "occurred_at", "service_tier", *USAGE_FIELDS}
 
 
@@ -113,8 +117,14 @@ def parse_event(raw: Any, index: int) -> UsageEvent:
         unknown = sorted(set(raw) - _EVENT_FIELDS)
         if unknown:
             raise InvalidRequest(f"unknown fields {', '.join(unknown)}")
+        key = text_field(raw, "idempotency_key")
+        if key.startswith(SETTLED_HOLD_KEY_PREFIX):
+            raise InvalidRequest(
+                f"idempotency_key may not start with {SETTLED_HOLD_KEY_PREFIX!r}, "
+                f"which names the events of settled holds"
+            )
         return UsageEvent(
-            idempotency_key=text_field(raw, "idempotency_key"),
+            idempotency_key=key,
             member_id=text_field(raw, "member_id", 40),
             model=text_field(raw, "model", 100),
             surface=choose(raw.get("surface"), SURFACES, "surface"),

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from seatmeter.adapters import invoices_repo, orgs_repo
 from seatmeter.adapters.tables import credit_purchases, ledger_entries, limit_accounts
@@ -67,6 +68,16 @@ def buy_credits(
         raise InvalidRequest(f"credits are bought in whole cents, got {amount}")
     if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 200:
         raise InvalidRequest("idempotency_key must be a string of 1 to 200 characters")
+    try:
+        return _buy_once(uow, principal, org_id, amount, idempotency_key, now)
+    except IntegrityError:
+        # The same purchase sent again while the first was in flight: that one committed, answer as its replay.
+        return _buy_once(uow, principal, org_id, amount, idempotency_key, now)
+
+
+def _buy_once(
+    uow: UnitOfWork, principal: Principal, org_id: str, amount: Money, idempotency_key: str, now: datetime
+) -> tuple[CreditBalance, dict[str, Any]]:
     with uow:
         conn = uow.conn
         _require_self_serve(conn, org_id)

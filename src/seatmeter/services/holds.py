@@ -32,7 +32,7 @@ from seatmeter.domain.money import Money
 from seatmeter.domain.organization import Organization
 from seatmeter.domain.periods import period_containing
 from seatmeter.domain.pricing import Usage
-from seatmeter.domain.usage import HoldRequest, fingerprint, parse_usage
+from seatmeter.domain.usage import SETTLED_HOLD_KEY_PREFIX, HoldRequest, fingerprint, parse_usage
 from seatmeter.services import entitlements, notifications
 from seatmeter.services.uow import UnitOfWork
 
@@ -113,7 +113,7 @@ def _authorize_once(
         org, member = orgs_repo.organization_and_member(conn, org_id, request.member_id)
         check_entitlement(org, member, request.surface)
         period = period_containing(now, org.timezone, org.billing_anchor_day)
-        accounts = ([CREDITS] if org.self_serve else []) + [member_account(request.member_id), ORGANIZATION]
+        accounts = ([CREDITS] if org.prepaid else []) + [member_account(request.member_id), ORGANIZATION]
         keys = _keys(",".join(accounts), period.key)
         try:
             grant = _decide(conn, org_id, keys, estimate, request, period.end)
@@ -278,7 +278,8 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
         cost = priced.cost
         at = to_db_time(conn, now)
         _INSERT_EVENT.run(conn, {
-            "org": org_id, "id": event_id, "key": f"hold:{hold_id}", "fingerprint": _settle_fingerprint(usage, tier),
+            "org": org_id, "id": event_id, "key": f"{SETTLED_HOLD_KEY_PREFIX}{hold_id}",
+            "fingerprint": _settle_fingerprint(usage, tier),
             "member_id": row.member_id, "model": priced.model, "surface": row.surface, "tier": tier,
             "occurred_at": to_db_time(conn, row.created_at), "period": row.period, "input": usage.input,
             "output": usage.output, "cw5m": usage.cache_write_5m, "cw1h": usage.cache_write_1h,
@@ -333,37 +334,60 @@ def void(app: App, principal: Principal, org_id: str, hold_id: str) -> HoldView:
 
 
 def _expire_org(conn: Connection, org_id: str, now: datetime) -> int:
-    stmt = select(holds.c.id).where(
+    """Release this organization's overdue holds from inside authorize, which already holds its limit rows.
+
+    On PostgreSQL only the holds whose limit rows can be locked without waiting: this transaction holds the
+    organization's row, the last in the lock order, so waiting here for another member's row would deadlock
+    with that member's own authorize (which holds its member row and waits for the organization's). A hold
+    skipped here is released by the sweeper, or by the next request that can take its rows.
+    """
+    stmt = select(holds.c.id, holds.c.accounts, holds.c.period).where(
         holds.c.organization_id == org_id, holds.c.status == "open", holds.c.expires_at <= now
     )
     if conn.dialect.name == "postgresql":
-        # We hold this organization's limit rows; a hold locked by a settle in flight must not make us wait.
+        # A hold locked by a settle in flight must not make us wait either.
         stmt = stmt.with_for_update(skip_locked=True)
-    ids = conn.execute(stmt).scalars().all()
-    for hold_id in ids:
-        row = _close(conn, org_id, hold_id, "expired", now)
+    overdue = conn.execute(stmt).all()
+    if overdue and conn.dialect.name == "postgresql":
+        free = limits_repo.lock_available(conn, org_id, {k for r in overdue for k in _keys(r.accounts, r.period)})
+        overdue = [r for r in overdue if set(_keys(r.accounts, r.period)) <= free]
+    expired = 0
+    for hold in overdue:
+        row = _close(conn, org_id, hold.id, "expired", now)
         if row is not None:
             limits_repo.release(conn, org_id, _keys(row.accounts, row.period), row.amount_nano, 0)
-    return len(ids)
+            expired += 1
+    return expired
 
 
 def expire_holds(uow: UnitOfWork, now: datetime, batch: int = 500) -> int:
-    """Expire open holds past their timeout, releasing what they held. Safe to run from several workers."""
+    """Expire open holds past their timeout, releasing what they held. Safe to run from several workers.
+
+    The limit rows of the batch are locked first, per organization and in the fixed order of limits_repo,
+    so a sweep never holds one member's row while it waits for another's that an authorize holds.
+    """
     with uow:
         conn = uow.conn
         stmt = (
-            select(holds.c.organization_id, holds.c.id)
+            select(holds.c.organization_id, holds.c.id, holds.c.accounts, holds.c.period)
             .where(holds.c.status == "open", holds.c.expires_at <= now)
             .order_by(holds.c.organization_id, holds.c.expires_at)
             .limit(batch)
         )
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
+        overdue = conn.execute(stmt).all()
+        by_org: dict[str, list[Any]] = {}
+        for hold in overdue:
+            by_org.setdefault(hold.organization_id, []).append(hold)
         expired = 0
-        for org_id, hold_id in conn.execute(stmt).all():
-            row = _close(conn, org_id, hold_id, "expired", now)
-            if row is not None:
-                limits_repo.release(conn, org_id, _keys(row.accounts, row.period), row.amount_nano, 0)
-                expired += 1
+        for org_id in sorted(by_org):
+            keys = sorted({k for h in by_org[org_id] for k in _keys(h.accounts, h.period)})
+            limits_repo.lock_rows(conn, org_id, keys)
+            for hold in by_org[org_id]:
+                row = _close(conn, org_id, hold.id, "expired", now)
+                if row is not None:
+                    limits_repo.release(conn, org_id, _keys(row.accounts, row.period), row.amount_nano, 0)
+                    expired += 1
         uow.commit()
     return expired

@@ -125,7 +125,7 @@ def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], 
             )
             amounts[(ORGANIZATION, period)] += price.cost.nano
             amounts[(member_account(event.member_id), period)] += price.cost.nano
-            if org.self_serve:
+            if org.prepaid:
                 amounts[(CREDITS, "")] += price.cost.nano
         if rows:
             # Insert in key order: concurrent batches that share keys then wait on each other in one order
@@ -140,7 +140,7 @@ def _record(app: App, org_id: str, events: list[UsageEvent], priced: list[Any], 
                         organization_id=org_id,
                         id=new_id("le"),
                         kind="usage",
-                        debit_account=CREDITS if org.self_serve else "receivable",
+                        debit_account=CREDITS if org.prepaid else "receivable",
                         credit_account="revenue",
                         amount_nano=total,
                         reference=batch_id,

@@ -31,6 +31,7 @@ STATUS: dict[str, int] = {
     "member_cap_reached": 429,
     "allowance_exhausted": 429,
     "service_unavailable": 503,
+    "internal_error": 500,
 }
 
 
@@ -81,4 +82,14 @@ def install(app: FastAPI) -> None:
             "service_unavailable",
             "the database cannot be reached right now; nothing was written",
             "Retry shortly with the same idempotency key.",
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Anything else is a bug: answer in the envelope like every other error, without internals.
+        metrics.count("seatmeter_internal_errors_total")
+        return error_response(
+            "internal_error",
+            "seatmeter failed on this request because of an internal error",
+            "Retry with the same idempotency key; if it keeps failing, report it to the operator.",
         )

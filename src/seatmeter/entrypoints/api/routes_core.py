@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from seatmeter.adapters import invoices_repo, metrics
+from seatmeter.adapters import invoices_repo, metrics, orgs_repo
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import InvalidRequest, UsageRefused
@@ -177,6 +177,7 @@ def usage_summary(
 def list_invoices(org: str, app: AppDep, who: Who) -> dict[str, Any]:
     who.require_owner(org)
     with app.uow() as uow:
+        orgs_repo.get_organization(uow.conn, org)  # not_found, as every other path of an unknown organization
         return {"data": invoices_repo.list_invoices(uow.conn, org)}
 
 

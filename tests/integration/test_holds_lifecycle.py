@@ -201,3 +201,44 @@ def test_overdue_holds_stay_released_when_the_authorization_that_found_them_is_s
     with pytest.raises(CreditsExhausted):
         authorize(app, org, "h2", "20.00")
     assert available(app, org) == "10.00"
+
+
+def test_the_database_refuses_a_hold_that_would_take_a_limit_past_its_ceiling(app: App, org: dict[str, str]) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    authorize(app, org, "h1", "6.00")
+    # A bug that skipped the guarded UPDATE would still meet the CHECK constraint: 6.00 + 5.00 > 10.00.
+    with pytest.raises(IntegrityError, match="within_limit"), app.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE limit_accounts SET held_nano = held_nano + 5000000000 "
+                "WHERE organization_id = :o AND account = 'credits'"
+            ),
+            {"o": org["id"]},
+        )
+    assert available(app, org) == "4.00"
+
+
+def test_spend_that_cannot_be_refused_goes_past_the_limit_as_overdraft(app: App, org: dict[str, str]) -> None:
+    from sqlalchemy import text
+
+    event = {
+        "idempotency_key": "e1",
+        "member_id": org["owner"],
+        "model": "claude-haiku-4-5",
+        "surface": "api",
+        "occurred_at": "2026-11-15T11:00:00Z",
+        "input_tokens": 12_000_000,
+        "output_tokens": 0,
+    }
+    usage.record_usage(app, OPERATOR, org["id"], {"events": [event]})  # 12.00 on 10.00 of credits
+    with pytest.raises(CreditsExhausted):
+        authorize(app, org, "h2", "0.01")
+    with app.engine.connect() as conn:
+        overdraft = conn.execute(
+            text("SELECT overdraft_nano FROM limit_accounts WHERE organization_id = :o AND account = 'credits'"),
+            {"o": org["id"]},
+        ).scalar_one()
+    assert overdraft == 2_000_000_000
+    assert available(app, org) == "-2.00"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, literal, select, tuple_, update
+from sqlalchemy import Connection, and_, case, literal, select, tuple_, update
 
 from seatmeter.adapters.raw import Statement
 from seatmeter.adapters.sql import insert_ignore, upsert
@@ -49,6 +49,12 @@ def read(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, LimitS
     return {(r.account, r.period): _state(r) for r in rows}
 
 
+# The new overdraft when posted + held grows by `added`: the larger of the old one and the new excess over the limit.
+# Every statement that posts spend it cannot refuse sets it; a hold (reserve) never does.
+_OVERDRAFT = (
+    "CASE WHEN limit_nano IS NOT NULL AND posted_nano + held_nano + {added} - limit_nano > overdraft_nano "
+    "THEN posted_nano + held_nano + {added} - limit_nano ELSE overdraft_nano END"
+)
 _ROWS = "organization_id = :org AND account IN (:a0, :a1, :a2) AND period IN (:p, '')"
 _LOCK = Statement(
     f"SELECT account, period, limit_nano, posted_nano, held_nano FROM limit_accounts WHERE {_ROWS} "
@@ -60,7 +66,8 @@ _RESERVE = Statement(
     "AND (limit_nano IS NULL OR posted_nano + held_nano + :x <= limit_nano)"
 )
 _RELEASE = Statement(
-    f"UPDATE limit_accounts SET held_nano = held_nano - :held, posted_nano = posted_nano + :posted WHERE {_ROWS} "
+    "UPDATE limit_accounts SET held_nano = held_nano - :held, posted_nano = posted_nano + :posted, "
+    f"overdraft_nano = {_OVERDRAFT.format(added=':posted - :held')} WHERE {_ROWS} "
     "RETURNING account, period, limit_nano, posted_nano, held_nano"
 )
 
@@ -150,6 +157,7 @@ def ensure(conn: Connection, org_id: str, keys: Sequence[Key]) -> None:
                 "limit_nano": ceilings[a],
                 "posted_nano": 0,
                 "held_nano": 0,
+                "overdraft_nano": 0,
             }
             for a, p in sorted(period_keys)
         ],
@@ -191,7 +199,19 @@ def post(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> None:
         conn,
         la,
         ["organization_id", "account", "period"],
-        {"posted_nano": lambda excluded: la.c.posted_nano + excluded.posted_nano},
+        {
+            "posted_nano": lambda excluded: la.c.posted_nano + excluded.posted_nano,
+            "overdraft_nano": lambda excluded: case(
+                (
+                    la.c.limit_nano.is_not(None)
+                    & (
+                        la.c.posted_nano + la.c.held_nano + excluded.posted_nano - la.c.limit_nano > la.c.overdraft_nano
+                    ),
+                    la.c.posted_nano + la.c.held_nano + excluded.posted_nano - la.c.limit_nano,
+                ),
+                else_=la.c.overdraft_nano,
+            ),
+        },
     )
     conn.execute(
         stmt,
@@ -203,6 +223,7 @@ def post(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> None:
                 "limit_nano": ceilings.get(a),
                 "posted_nano": amounts[(a, p)],
                 "held_nano": 0,
+                "overdraft_nano": _excess(amounts[(a, p)], ceilings.get(a)),
             }
             for a, p in keys
         ],
@@ -227,4 +248,18 @@ def set_ceiling(
             caps.c.organization_id == org_id, caps.c.scope == "member"
         )
         stmt = stmt.where(la.c.account.like("member:%"), la.c.account.not_in(own))
-    conn.execute(stmt.values(limit_nano=limit_nano))
+    if limit_nano is None:
+        conn.execute(stmt.values(limit_nano=None))
+        return
+    # Lowering a cap below what is already spent and held is the owner's right: the excess becomes overdraft.
+    excess = la.c.posted_nano + la.c.held_nano - limit_nano
+    conn.execute(
+        stmt.values(
+            limit_nano=limit_nano,
+            overdraft_nano=case((excess > la.c.overdraft_nano, excess), else_=la.c.overdraft_nano),
+        )
+    )
+
+
+def _excess(posted_nano: int, limit_nano: int | None) -> int:
+    return 0 if limit_nano is None else max(0, posted_nano - limit_nano)

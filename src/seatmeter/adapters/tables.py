@@ -129,10 +129,18 @@ limit_accounts = Table(
     Column("limit_nano", BigInteger),
     Column("posted_nano", BigInteger, nullable=False, server_default="0"),
     Column("held_nano", BigInteger, nullable=False, server_default="0"),
+    # How far spend that could not be refused (usage recorded after the fact, a settle above its hold, a cap
+    # lowered below spend) has ever taken posted + held past the limit. Holds never add to it, so the CHECK
+    # below is the database's own guarantee that no hold took a limit past its ceiling.
+    Column("overdraft_nano", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("organization_id", "account", "period"),
     CheckConstraint("held_nano >= 0", name="held_not_negative"),
     CheckConstraint("posted_nano >= 0", name="posted_not_negative"),
     CheckConstraint("limit_nano IS NULL OR limit_nano >= 0", name="limit_not_negative"),
+    CheckConstraint("overdraft_nano >= 0", name="overdraft_not_negative"),
+    CheckConstraint(
+        "limit_nano IS NULL OR posted_nano + held_nano <= limit_nano + overdraft_nano", name="within_limit"
+    ),
 )
 
 caps = Table(

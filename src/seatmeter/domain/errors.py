@@ -16,6 +16,8 @@
     │   └── AllowanceExhausted          allowance_exhausted
     └── ServiceUnavailable              service_unavailable (the database cannot be reached)
 
+An unexpected exception is answered by the API as `internal_error` (500) in the same envelope.
+
 The domain never knows HTTP: the API maps codes to status codes in one table, the CLI to exit codes.
 """
 
@@ -132,5 +134,6 @@ CODES: frozenset[str] = frozenset(
         "member_cap_reached",
         "allowance_exhausted",
         "service_unavailable",
+        "internal_error",  # an unexpected failure; nothing was written (the API's last resort)
     }
 )

@@ -15,6 +15,7 @@ from seatmeter import __version__
 from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
+from seatmeter.entrypoints.api.errors import STATUS
 from seatmeter.entrypoints.api.routes_billing import router as billing_router
 from seatmeter.entrypoints.api.routes_core import router as core_router
 from seatmeter.entrypoints.gateway.routes import router as gateway_router
@@ -40,7 +41,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(billing_router)
     web.install(api)  # notifications API and the /app dashboard
     api.include_router(gateway_router)
-    _hoist_inline_definitions(api)
+    _finish_openapi(api)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -55,9 +56,45 @@ def create_app(app: App | None = None) -> FastAPI:
     return api
 
 
-def _hoist_inline_definitions(api: FastAPI) -> None:
-    """Request schemas given by hand (openapi_extra) carry their own `$defs` while their `$ref`s point at
-    #/components/schemas: move the definitions there, so that every reference in the document resolves."""
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "resume"],
+            "properties": {
+                "code": {"type": "string", "enum": sorted(STATUS), "description": "stable, from a closed set"},
+                "message": {"type": "string", "description": "what happened, for a person"},
+                "resume": {"type": "string", "description": "what lifts it, if anything"},
+            },
+        }
+    },
+}
+GATEWAY_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": 'The Messages API\'s shape, {"type": "error", "error": {...}}, with seatmeter\'s code and resume.',
+    "properties": {
+        "type": {"type": "string", "enum": ["error"]},
+        "error": {
+            "type": "object",
+            "properties": {k: {"type": "string"} for k in ("type", "message", "code", "resume")},
+        },
+    },
+}
+
+
+def _status_codes_for(status: int) -> str:
+    return ", ".join(code for code, s in sorted(STATUS.items()) if s == status)
+
+
+def _finish_openapi(api: FastAPI) -> None:
+    """Two corrections to the generated document, made once when it is first served:
+
+    - request schemas given by hand (openapi_extra) carry their own `$defs` while their `$ref`s point at
+      #/components/schemas: move the definitions there, so that every reference in the document resolves;
+    - errors are documented as they are sent: the envelope, and 400 (not FastAPI's 422) for invalid input.
+    """
     build_schema = api.openapi
 
     def openapi() -> dict[str, Any]:
@@ -65,16 +102,36 @@ def _hoist_inline_definitions(api: FastAPI) -> None:
             return api.openapi_schema
         schema = build_schema()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for operations in schema.get("paths", {}).values():
+        components["Error"] = ERROR_SCHEMA
+        components["GatewayError"] = GATEWAY_ERROR_SCHEMA
+        for path, operations in schema.get("paths", {}).items():
             for op in operations.values():
-                content = op.get("requestBody", {}).get("content", {}) if isinstance(op, dict) else {}
+                if not isinstance(op, dict):
+                    continue
+                content = op.get("requestBody", {}).get("content", {})
                 for media in content.values():
                     for name, definition in media.get("schema", {}).pop("$defs", {}).items():
                         components.setdefault(name, definition)
+                _document_errors(op, "GatewayError" if path.startswith("/gateway/") else "Error")
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
         api.openapi_schema = schema
         return schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_errors(op: dict[str, Any], schema_name: str) -> None:
+    responses = op.setdefault("responses", {})
+    responses.pop("422", None)
+    for status in (400, 401, 403, 404, 409, 503):
+        entry = responses.setdefault(str(status), {"description": _status_codes_for(status)})
+        entry["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}}
+    for status in (402, 429):
+        if str(status) in responses:
+            responses[str(status)]["content"] = {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}
+            }
 
 
 def serve_app() -> FastAPI:

@@ -464,3 +464,22 @@ def test_one_organization_the_worker_cannot_renew_does_not_stop_the_others(api: 
     assert report.renewed == [fine.id]
     assert len(report.errors) == 1 and report.errors[0].startswith(f"{stuck.id}: invalid_request")
     assert len([p for o, p in report.closed if o == fine.id]) == 12
+
+
+def test_a_seat_based_organization_moves_to_usage_based_only_after_its_ended_periods_are_closed(
+    api: Api, clock: FixedClock
+):
+    org = _org(api, clock, plan="seat_based", seat_prices={"standard": "25.00"})
+    api.put(f"/v1/organizations/{org.id}/seat-allowances", {"included_usage": {"standard": "1.00"}}, expect=200)
+    api.post(f"/v1/organizations/{org.id}/seats", {"seat_type": "standard", "quantity": 2}, expect=201)
+    _seat(api, org, org.owner_id, "standard")
+    api.put(f"/v1/organizations/{org.id}/extra-usage", {"enabled": True}, key=org.owner_key, expect=200)
+    clock.set(datetime(2024, 1, 20, tzinfo=UTC))
+    _usage(api, org, org.owner_id, "big", "2024-01-10T10:00:00Z", input_tokens=1_000_000)  # $3.00
+    clock.set(datetime(2024, 2, 10, 15, tzinfo=UTC))
+    body = {"effective_date": "2024-02-10", "seat_prices": {"enterprise": "50.00"}}
+    refused = api.post(f"/v1/organizations/{org.id}/renewal", body, expect=400)
+    assert "2024-01" in refused["error"]["message"] and "close" in refused["error"]["resume"].lower()
+    january = api.post(f"/v1/organizations/{org.id}/periods/2024-01/close", expect=200)
+    assert january["total"] == "52.00"  # 2 × 25.00 in seat fees + 2.00 of extra usage, under the seat-based plan
+    assert api.post(f"/v1/organizations/{org.id}/renewal", body, expect=200)["plan"] == "usage_based"

@@ -9,18 +9,18 @@ import json
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from seatmeter.adapters import billing_repo, orgs_repo
 from seatmeter.adapters.tables import members, organizations
-from seatmeter.adapters.tables_billing import renewals, scheduled_reductions, seat_changes, seat_counts
+from seatmeter.adapters.tables_billing import period_closes, renewals, scheduled_reductions, seat_changes, seat_counts
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.ids import new_id
 from seatmeter.domain.money import Money
 from seatmeter.domain.organization import Organization, validate_seat_prices
-from seatmeter.domain.periods import period_containing, zone
+from seatmeter.domain.periods import parse_period_key, period_containing, zone
 from seatmeter.domain.proration import local_date
 from seatmeter.domain.renewal import Renewal, compare_costs, plan_renewal, target_plan
 from seatmeter.domain.seats import SEAT_TYPES, SeatAllowance
@@ -49,6 +49,30 @@ def renew(app: App, principal: Principal, org_id: str, raw: Any) -> dict[str, An
     if result is None:  # only the worker's only_if_due call can get here
         raise InvalidRequest("the organization's term has not ended; nothing to renew")
     return result
+
+
+def _require_ended_periods_closed(conn: Connection, org: Organization, now: datetime) -> None:
+    """A seat-based period is billed as seat fees plus extra usage beyond the allowance: it must be closed
+    under that plan, before the organization moves to usage-based pricing (the worker closes before it renews)."""
+    last = conn.execute(
+        select(func.max(period_closes.c.period)).where(period_closes.c.organization_id == org.id)
+    ).scalar_one_or_none()
+    if last is None:
+        created = conn.execute(select(organizations.c.created_at).where(organizations.c.id == org.id)).scalar_one()
+        period = period_containing(created, org.timezone, org.billing_anchor_day)
+    else:
+        period = parse_period_key(last, org.timezone, org.billing_anchor_day).next()
+    pending = []
+    while period.end <= now:
+        pending.append(period.key)
+        period = period.next()
+    if pending:
+        raise InvalidRequest(
+            f"billing periods {', '.join(pending)} have ended but are not closed; they are billed under the "
+            f"seat-based plan, so close them before the organization moves to usage-based pricing",
+            resume="Close them (POST .../periods/{YYYY-MM}/close or `seatmeter billing close`), or let "
+            "`seatmeter worker` close them, then renew again.",
+        )
 
 
 def _inputs(conn: Connection, org: Organization) -> tuple[dict[str, int], dict[str, int], dict[str, str | None]]:
@@ -109,6 +133,8 @@ def renew_now(
         done = conn.execute(
             select(renewals).where(renewals.c.organization_id == org_id, renewals.c.term_start == renewal.term.start)
         ).one_or_none()
+        if done is None and org.plan == "seat_based":
+            _require_ended_periods_closed(conn, org, now)
         if done is not None:  # the same early migration asked for again: it happened once
             return _view(conn, org_id, renewal, done.invoice_id, done.credit_note_id)
         invoice_id = credit_note_id = None

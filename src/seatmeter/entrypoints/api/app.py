@@ -147,12 +147,17 @@ def serve_app() -> FastAPI:
             except Exception:  # a failed sweep is retried at the next tick
                 metrics.count("seatmeter_expiry_errors_total")
 
+    routers_lifespan = api.router.lifespan_context  # the gateway closes its upstream client in it
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(served: FastAPI) -> AsyncIterator[None]:
         sweeper = threading.Thread(target=expire_loop, name="seatmeter-expiry", daemon=True)
         sweeper.start()
-        yield
-        stop.set()
+        try:
+            async with routers_lifespan(served):
+                yield
+        finally:
+            stop.set()
 
     api.router.lifespan_context = lifespan
     return api

@@ -59,9 +59,25 @@ def _text(value: Any, field: str, max_len: int = 200) -> str:
     return value.strip()
 
 
+def _store_key(uow: UnitOfWork, org_id: str, member_id: str | None, now: Any) -> str:
+    """Issue a key: a member's when `member_id` is given, else the organization's service key. Only its hash is
+    kept; the key itself is returned once."""
+    key = new_key()
+    uow.conn.execute(
+        api_keys.insert().values(
+            key_hash=hash_key(key),
+            organization_id=org_id,
+            member_id=member_id,
+            kind="service" if member_id is None else "member",
+            prefix=key[:10],
+            created_at=now,
+        )
+    )
+    return key
+
+
 def _insert_member(uow: UnitOfWork, org_id: str, email: str, name: str, role: str, now: Any) -> CreatedMember:
     member_id = new_id("mem")
-    key = new_key()
     try:
         with uow.conn.begin_nested():
             uow.conn.execute(
@@ -71,16 +87,7 @@ def _insert_member(uow: UnitOfWork, org_id: str, email: str, name: str, role: st
             )
     except IntegrityError:
         raise Conflict(f"{email} is already a member of this organization", code="invalid_request") from None
-    uow.conn.execute(
-        api_keys.insert().values(
-            key_hash=hash_key(key),
-            organization_id=org_id,
-            member_id=member_id,
-            kind="member",
-            prefix=key[:10],
-            created_at=now,
-        )
-    )
+    key = _store_key(uow, org_id, member_id, now)
     return CreatedMember(member_id, email, name, role, key)
 
 
@@ -172,19 +179,9 @@ def list_members(uow: UnitOfWork, principal: Principal, org_id: str) -> list[dic
 
 def create_service_key(uow: UnitOfWork, principal: Principal, org_id: str, now: Any) -> str:
     principal.require_owner(org_id)
-    key = new_key()
     with uow:
         orgs_repo.get_organization(uow.conn, org_id)
-        uow.conn.execute(
-            api_keys.insert().values(
-                key_hash=hash_key(key),
-                organization_id=org_id,
-                member_id=None,
-                kind="service",
-                prefix=key[:10],
-                created_at=now,
-            )
-        )
+        key = _store_key(uow, org_id, None, now)
         uow.commit()
     return key
 
@@ -192,19 +189,9 @@ def create_service_key(uow: UnitOfWork, principal: Principal, org_id: str, now: 
 def issue_member_key(uow: UnitOfWork, principal: Principal, org_id: str, member_id: str, now: Any) -> str:
     """A new key for a member (keys are shown once; the old ones keep working)."""
     principal.require_owner(org_id)
-    key = new_key()
     with uow:
         orgs_repo.get_member(uow.conn, org_id, member_id)
-        uow.conn.execute(
-            api_keys.insert().values(
-                key_hash=hash_key(key),
-                organization_id=org_id,
-                member_id=member_id,
-                kind="member",
-                prefix=key[:10],
-                created_at=now,
-            )
-        )
+        key = _store_key(uow, org_id, member_id, now)
         uow.commit()
     return key
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 __all__ = ["bulk_insert", "chunks", "insert_ignore", "upsert"]
 
@@ -62,4 +63,21 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         for i in times:
             values[i] = _driver_value(values[i], sqlite_dialect)
         params.append(tuple(values))
-    conn.exec_driver_sql(sql, params)
+    if sqlite_dialect:
+        conn.exec_driver_sql(sql, params)
+    else:
+        _copy(conn, table.name, columns, params)
+
+
+def _copy(conn: Connection, table_name: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL's COPY, on the transaction's own connection: several times faster than executemany. A duplicate
+    key fails the whole COPY, raised as SQLAlchemy's IntegrityError like any other insert."""
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    error = conn.dialect.loaded_dbapi.Error
+    statement = f"COPY {table_name} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except error as exc:
+        raise DBAPIError.instance(statement, None, exc, error) from exc

@@ -77,9 +77,12 @@ class Money:
 
         `unit_nano=1` rounds to the nano-dollar, `unit_nano=NANO_PER_CENT` to the cent.
         """
-        exact = Fraction(numerator) / (denominator * unit_nano)
         # Integer arithmetic on the exact fraction p/q (q > 0): this runs for every usage event.
-        p, q = exact.numerator, exact.denominator
+        if isinstance(numerator, int) and denominator > 0:
+            p, q = numerator, denominator * unit_nano
+        else:
+            exact = Fraction(numerator) / (denominator * unit_nano)
+            p, q = exact.numerator, exact.denominator
         units, remainder = divmod(abs(p), q)
         if rounding is Rounding.UP and p > 0:
             units += 1 if remainder else 0

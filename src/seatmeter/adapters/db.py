@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
 __all__ = ["create_db_engine", "is_postgres", "upgrade"]
@@ -57,7 +59,12 @@ def _sqlite_engine(url: str, pool_size: int = 20) -> Engine:
     def _on_begin(conn: Any) -> None:
         # Take the write lock at the start: a transaction that reads a limit and then writes it must not
         # find the database taken by another writer in between (SQLite has no row locks).
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight on the driver: this runs for every transaction, and a failure (busy past the timeout, a
+        # read-only file) is raised by SQLAlchemy's begin() as its OperationalError all the same.
+        try:
+            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
 
     return engine
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 
 from seatmeter.adapters.tables import invoice_lines, invoices, organizations
-from seatmeter.domain.errors import NotFound
 from seatmeter.domain.ids import new_id
 from seatmeter.domain.money import Money
 
-__all__ = ["Line", "get_invoice", "issue_invoice", "list_invoices"]
+__all__ = ["Line", "issue_invoice"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,49 +81,3 @@ def issue_invoice(
             ],
         )
     return invoice_id
-
-
-def _as_json(row: Any, lines: list[Any]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "number": row.number,
-        "kind": row.kind,
-        "period": row.period,
-        "status": row.status,
-        "issued_at": row.issued_at.isoformat(),
-        "total": str(Money(row.total_nano)),
-        "corrects_invoice_id": row.corrects_invoice_id,
-        "lines": [
-            {
-                "description": ln.description,
-                "member_id": ln.member_id,
-                "model": ln.model,
-                "quantity": ln.quantity,
-                "amount": str(Money(ln.amount_nano)),
-            }
-            for ln in lines
-        ],
-    }
-
-
-def get_invoice(conn: Connection, org_id: str, invoice_id: str) -> dict[str, Any]:
-    row = conn.execute(
-        select(invoices).where(invoices.c.organization_id == org_id, invoices.c.id == invoice_id)
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"invoice {invoice_id!r} does not exist in this organization")
-    lines = conn.execute(
-        select(invoice_lines)
-        .where(invoice_lines.c.organization_id == org_id, invoice_lines.c.invoice_id == invoice_id)
-        .order_by(invoice_lines.c.position)
-    ).all()
-    return _as_json(row, list(lines))
-
-
-def list_invoices(conn: Connection, org_id: str) -> list[dict[str, Any]]:
-    ids = (
-        conn.execute(select(invoices.c.id).where(invoices.c.organization_id == org_id).order_by(invoices.c.number))
-        .scalars()
-        .all()
-    )
-    return [get_invoice(conn, org_id, i) for i in ids]

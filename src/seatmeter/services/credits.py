@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from seatmeter.adapters import invoices_repo, orgs_repo
+from seatmeter.adapters import billing_repo, invoices_repo, orgs_repo
 from seatmeter.adapters.tables import credit_purchases, ledger_entries, limit_accounts
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import Conflict, InvalidRequest
@@ -93,7 +93,7 @@ def _buy_once(
                     f"{Money(previous.amount_nano)} USD, not {amount} USD",
                     resume="Use a new idempotency_key for a new purchase.",
                 )
-            return _balance(conn, org_id), invoices_repo.get_invoice(conn, org_id, previous.invoice_id)
+            return _balance(conn, org_id), billing_repo.load_invoice(conn, org_id, previous.invoice_id).to_json()
         # Lock the credit row first, as every writer of this organization's limits does.
         conn.execute(
             update(limit_accounts)
@@ -133,6 +133,6 @@ def _buy_once(
             )
         )
         balance = _balance(conn, org_id)
-        invoice = invoices_repo.get_invoice(conn, org_id, invoice_id)
+        invoice = billing_repo.load_invoice(conn, org_id, invoice_id).to_json()
         uow.commit()
     return balance, invoice

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from seatmeter.adapters import invoices_repo, metrics, orgs_repo
+from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import InvalidRequest, UsageRefused
 from seatmeter.entrypoints.api import schemas
 from seatmeter.entrypoints.api.deps import get_app, principal
-from seatmeter.services import caps, credits, holds, organizations, price_book, usage
+from seatmeter.services import billing, caps, credits, holds, organizations, price_book, usage
 
 router = APIRouter(prefix="/v1")
 AppDep = Annotated[App, Depends(get_app)]
@@ -175,10 +175,7 @@ def usage_summary(
 # -- invoices (read) and the price book --------------------------------------------------------------
 @router.get("/organizations/{org}/invoices", tags=["billing"])
 def list_invoices(org: str, app: AppDep, who: Who) -> dict[str, Any]:
-    who.require_owner(org)
-    with app.uow() as uow:
-        orgs_repo.get_organization(uow.conn, org)  # not_found, as every other path of an unknown organization
-        return {"data": invoices_repo.list_invoices(uow.conn, org)}
+    return billing.list_invoices(app, who, org)
 
 
 @router.get("/price-book", tags=["price book"])

@@ -29,7 +29,6 @@ from seatmeter.domain.errors import Conflict, InvalidRequest, NotFound, UsageRef
 from seatmeter.domain.ids import new_id
 from seatmeter.domain.limits import CREDITS, ORGANIZATION, Estimate, Grant, decide_grant, member_account
 from seatmeter.domain.money import Money
-from seatmeter.domain.organization import Organization
 from seatmeter.domain.periods import period_containing
 from seatmeter.domain.pricing import Usage
 from seatmeter.domain.usage import SETTLED_HOLD_KEY_PREFIX, HoldRequest, fingerprint, parse_usage
@@ -111,7 +110,7 @@ def _authorize_once(
         if replay is not None:
             return replay
         org, member = orgs_repo.organization_and_member(conn, org_id, request.member_id)
-        check_entitlement(org, member, request.surface)
+        seats.check_entitlement(member.seat_type, request.surface)
         period = period_containing(now, org.timezone, org.billing_anchor_day)
         accounts = ([CREDITS] if org.prepaid else []) + [member_account(request.member_id), ORGANIZATION]
         keys = _keys(",".join(accounts), period.key)
@@ -150,11 +149,6 @@ def _decide(
 ) -> Grant:
     states = limits_repo.lock(conn, org_id, keys)
     return decide_grant([states[k] for k in keys], estimate, allow_partial=request.allow_partial, period_end=period_end)
-
-
-def check_entitlement(org: Organization, member: Any, surface: str) -> None:
-    """Seat rules that gate usage. The billing cycle (seats) extends this; with no seat rules, all may use."""
-    seats.check_entitlement(member.seat_type, surface)
 
 
 _HOLD_COLUMNS = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -11,6 +12,9 @@ from seatmeter.adapters.db import create_db_engine, upgrade
 from seatmeter.services.price_book import PriceBookCache, install_shipped_versions
 from seatmeter.services.uow import UnitOfWork
 from seatmeter.settings import Settings
+
+if TYPE_CHECKING:
+    from seatmeter.services.hold_batches import HoldBatches
 
 __all__ = ["App", "build"]
 
@@ -21,9 +25,13 @@ class App:
     engine: Engine
     clock: Clock
     prices: PriceBookCache = field(init=False)
+    hold_batches: HoldBatches = field(init=False, repr=False)  # group commit of holds, one per process
 
     def __post_init__(self) -> None:
+        from seatmeter.services.hold_batches import HoldBatches  # noqa: PLC0415 - it imports App
+
         self.prices = PriceBookCache(self.engine)
+        self.hold_batches = HoldBatches(self)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)

@@ -7,6 +7,7 @@ share and can never deadlock.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,11 +26,13 @@ __all__ = [
     "ensure",
     "lock",
     "lock_available",
+    "lock_many",
     "lock_rows",
     "post",
     "read",
     "release",
     "reserve",
+    "reserve_many",
     "set_ceiling",
 ]
 
@@ -172,6 +175,53 @@ def reserve(conn: Connection, org_id: str, keys: Sequence[Key], amount_nano: int
     result = _RESERVE.run(conn, {**_hold_params(org_id, keys), "x": amount_nano})
     if result.rowcount != len(set(keys)):
         raise RuntimeError(f"reserve touched {result.rowcount} of {len(set(keys))} limit rows; transaction rolled back")
+
+
+def lock_many(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, LimitState]:
+    """Read and lock the rows of many holds of one organization (a group commit), in the fixed order.
+
+    Creates missing period rows from the caps first, as `lock` does.
+    """
+    wanted = sorted(set(keys))
+    stmt = select(la).where(_where(org_id, wanted)).order_by(la.c.account, la.c.period)  # type: ignore[arg-type]
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    found = {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        ensure(conn, org_id, missing)
+        found = {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
+    return found
+
+
+@functools.cache
+def _reserve_many(n: int) -> Statement:
+    # One row per account: within one organization and one period, the account names the row.
+    delta = "CASE account " + " ".join(f"WHEN :a{i} THEN :x{i}" for i in range(n)) + " END"
+    accounts = ", ".join(f":a{i}" for i in range(n))
+    return Statement(
+        f"UPDATE limit_accounts SET held_nano = held_nano + {delta} WHERE organization_id = :org "
+        f"AND account IN ({accounts}) AND period IN (:p, '') "
+        f"AND (limit_nano IS NULL OR posted_nano + held_nano + {delta} <= limit_nano)"
+    )
+
+
+def reserve_many(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> None:
+    """Hold a different amount on each row, in one guarded UPDATE: if any row lacks the room, raise.
+
+    The rows are those of one organization in one period (and its credits). As for `reserve`, the caller has
+    decided from locked rows, so a short count means a broken invariant; the caller's transaction rolls back.
+    """
+    keys = sorted(amounts)
+    periods = {period for account, period in keys if account != CREDITS}
+    if not keys or len(periods) > 1 or any((a == CREDITS) != (p == "") for a, p in keys):
+        raise ValueError(f"not the limit rows of one organization and period: {keys}")
+    params: dict[str, Any] = {"org": org_id, "p": next(iter(periods), "")}
+    for i, key in enumerate(keys):
+        params[f"a{i}"], params[f"x{i}"] = key[0], amounts[key]
+    result = _reserve_many(len(keys)).run(conn, params)
+    if result.rowcount != len(keys):
+        raise RuntimeError(f"reserve touched {result.rowcount} of {len(keys)} limit rows; transaction rolled back")
 
 
 def release(

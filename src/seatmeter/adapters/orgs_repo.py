@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -15,7 +17,14 @@ from seatmeter.domain.errors import NotFound
 from seatmeter.domain.money import Money
 from seatmeter.domain.organization import Organization
 
-__all__ = ["MemberSeat", "get_member", "get_organization", "organization_and_member", "organization_from_row"]
+__all__ = [
+    "MemberSeat",
+    "get_member",
+    "get_organization",
+    "organization_and_member",
+    "organization_and_members",
+    "organization_from_row",
+]
 
 
 def organization_from_row(row: Any) -> Organization:
@@ -64,8 +73,34 @@ def organization_and_member(conn: Connection, org_id: str, member_id: str) -> tu
         raise NotFound(f"organization {org_id!r} does not exist")
     if row.member_id is None:
         raise NotFound(f"member {member_id!r} is not in organization {org_id!r}")
+    return _organization(row), MemberSeat(row.member_id, row.seat_type)
+
+
+def _organization(row: Any) -> Organization:
     term_start = row.term_start if isinstance(row.term_start, date) else date.fromisoformat(row.term_start)
     prices = {k: Money.parse(v) for k, v in json.loads(row.seat_prices).items()}
-    org = Organization(row.id, row.name, row.timezone, row.plan, row.channel, term_start, row.billing_anchor_day,
-                       prices)  # fmt: skip
-    return org, MemberSeat(row.member_id, row.seat_type)
+    return Organization(row.id, row.name, row.timezone, row.plan, row.channel, term_start, row.billing_anchor_day,
+                        prices)  # fmt: skip
+
+
+@functools.cache
+def _organization_and_members(n: int) -> Statement:
+    wanted = ", ".join(f":m{i}" for i in range(n))
+    return Statement(
+        "SELECT o.id, o.name, o.timezone, o.plan, o.channel, o.term_start, o.billing_anchor_day, o.seat_prices, "
+        "m.id AS member_id, m.seat_type FROM organizations o "
+        f"LEFT JOIN members m ON m.organization_id = o.id AND m.id IN ({wanted}) WHERE o.id = :org"
+    )
+
+
+def organization_and_members(
+    conn: Connection, org_id: str, member_ids: Sequence[str]
+) -> tuple[Organization, dict[str, MemberSeat]]:
+    """The organization and those of `member_ids` that are its members, in one statement (group commit)."""
+    wanted = sorted(set(member_ids))
+    params = {"org": org_id, **{f"m{i}": m for i, m in enumerate(wanted)}}
+    rows = _organization_and_members(len(wanted)).run(conn, params).fetchall()
+    if not rows:
+        raise NotFound(f"organization {org_id!r} does not exist")
+    found = {r.member_id: MemberSeat(r.member_id, r.seat_type) for r in rows if r.member_id is not None}
+    return _organization(rows[0]), found

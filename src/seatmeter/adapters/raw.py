@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import namedtuple
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +46,22 @@ class Statement:
             cursor.close()
             raise DBAPIError.instance(sql, dict(params), exc, conn.dialect.loaded_dbapi.Error) from exc
         return Rows(cursor)
+
+    def run_many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per parameter set, in one call to the driver (psycopg pipelines them)."""
+        is_postgres = conn.dialect.name == "postgresql"
+        sql = self.postgres if is_postgres else self.sqlite
+        dbapi_connection = conn.connection.dbapi_connection
+        if dbapi_connection is None:
+            raise RuntimeError("the connection is closed")
+        cursor = dbapi_connection.cursor()
+        rows = [dict(p) for p in params]
+        try:
+            cursor.executemany(sql, rows)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(sql, rows, exc, conn.dialect.loaded_dbapi.Error) from exc
+        finally:
+            cursor.close()
 
 
 class Rows:

@@ -18,8 +18,14 @@ from seatmeter.domain.seats import check_allowance
 __all__ = ["check_hold_allowance"]
 
 
-def check_hold_allowance(conn: Connection, org: Organization, member_id: str, period: str, amount_nano: int) -> None:
-    """Seat-based plans: refuse with `allowance_exhausted` a hold that would pass the seat's included usage."""
+def check_hold_allowance(
+    conn: Connection, org: Organization, member_id: str, period: str, amount_nano: int, pending_nano: int = 0
+) -> None:
+    """Seat-based plans: refuse with `allowance_exhausted` a hold that would pass the seat's included usage.
+
+    `pending_nano`: what this transaction has granted the member but not yet written (a group commit's
+    earlier holds), counted as spent.
+    """
     if org.plan != "seat_based":
         return
     enabled = conn.execute(
@@ -42,4 +48,5 @@ def check_hold_allowance(conn: Connection, org: Organization, member_id: str, pe
             limit_accounts.c.period == period,
         )
     ).scalar_one_or_none()
-    check_allowance(Money(included or 0), Money(spent or 0), Money(amount_nano), extra_usage_enabled=False)
+    spent_nano = (spent or 0) + pending_nano
+    check_allowance(Money(included or 0), Money(spent_nano), Money(amount_nano), extra_usage_enabled=False)

@@ -35,7 +35,18 @@ from seatmeter.domain.usage import SETTLED_HOLD_KEY_PREFIX, HoldRequest, fingerp
 from seatmeter.services import entitlements, notifications
 from seatmeter.services.uow import UnitOfWork
 
-__all__ = ["HoldView", "Settled", "authorize", "expire_holds", "settle", "void"]
+__all__ = [
+    "HoldView",
+    "Prepared",
+    "Settled",
+    "authorize",
+    "authorize_prepared",
+    "estimate_for",
+    "expire_holds",
+    "prepare",
+    "settle",
+    "void",
+]
 
 MAX_TIMEOUT_S = 24 * 3600
 
@@ -79,18 +90,40 @@ def _keys(accounts: str, period: str) -> list[tuple[str, str]]:
     return [(a, "" if a == CREDITS else period) for a in accounts.split(",")]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A hold request that passed validation and the caller's rights, with its estimate: ready to decide."""
+
+    request: HoldRequest
+    estimate: Estimate
+    now: datetime
+
+
 def authorize(app: App, principal: Principal, org_id: str, body: Any) -> HoldView:
+    return authorize_prepared(app, principal, org_id, prepare(app, principal, org_id, body))
+
+
+def prepare(app: App, principal: Principal, org_id: str, body: Any) -> Prepared:
+    """Everything authorize checks before its transaction: the body, the caller's rights, the estimate."""
     request = HoldRequest.parse(body)
     principal.require_usage_writer(org_id, request.member_id)
-    book = app.prices.resolving(request.model)
     now = app.clock.now()
+    return Prepared(request, estimate_for(app, request, now), now)
+
+
+def estimate_for(app: App, request: HoldRequest, now: datetime) -> Estimate:
+    book = app.prices.resolving(request.model)
     # Refuse an unknown model before holding anything, even for an amount estimate: its settle could never
     # be priced, so the hold would sit on the limits until it expired.
     book.price_at(request.model, now)
     if request.amount is not None:
-        estimate = Estimate(fixed_nano=request.amount.nano)
-    else:
-        estimate = book.estimate(request.model, request.input_tokens, request.max_output_tokens, now)
+        return Estimate(fixed_nano=request.amount.nano)
+    return book.estimate(request.model, request.input_tokens, request.max_output_tokens, now)
+
+
+def authorize_prepared(app: App, principal: Principal, org_id: str, prepared: Prepared) -> HoldView:
+    """The single-request path: one transaction for this hold alone (also group commit's fallback)."""
+    request, estimate, now = prepared.request, prepared.estimate, prepared.now
     try:
         return _authorize_once(app, principal, org_id, request, estimate, now)
     except UsageRefused as refused:

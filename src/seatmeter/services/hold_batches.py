@@ -1,0 +1,383 @@
+"""Group commit of holds: the concurrent authorizations of one organization, decided in one transaction.
+
+Every authorize of an organization locks the same organization limit row, so concurrent holds of one
+organization queue on it, each holding it across several round trips. The coalescer (one per process, owned by
+the App) turns that queue into batches:
+
+- a request is parsed, checked against the caller's rights and estimated before it is queued, so bad input
+  fails alone and writes nothing;
+- if no batch of its organization is in flight, a batch starts at once with everything queued (no timer: an
+  idle organization waits for nothing); requests that arrive meanwhile queue and form the next batch, of at
+  most `max_batch`;
+- a batch is one transaction (services/holds.py's sibling: it shares its statements and its release of
+  overdue holds): one replay lookup for all its idempotency keys, the organization and its
+  members in one read, the union of their limit rows locked once in the fixed order, then each request decided
+  in arrival order with `decide_grant` against states that carry the earlier grants of the batch. A refusal is
+  that request's own answer (after the same release of overdue holds as the single path); one guarded UPDATE
+  reserves the per-row sums, one driver call inserts the holds, one commit;
+- a batch whose transaction fails for any other reason (another process won an idempotency key, a deadlock,
+  a broken invariant) is run again request by request through the single path, so each gets its own answer;
+  a database that cannot be reached answers every request of the batch with the same 503 as the single path.
+
+The answers are those of running the batch's requests one after another through `holds.authorize`
+(tests/integration/test_hold_batches.py proves it for random batches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from seatmeter.adapters import limits_repo, orgs_repo
+from seatmeter.adapters.raw import Statement, to_db_time
+from seatmeter.domain import seats
+from seatmeter.domain.auth import Principal
+from seatmeter.domain.errors import Conflict, NotFound, SeatmeterError, ServiceUnavailable, UsageRefused
+from seatmeter.domain.ids import new_id
+from seatmeter.domain.limits import CREDITS, ORGANIZATION, Grant, LimitState, decide_grant, member_account
+from seatmeter.domain.money import Money
+from seatmeter.domain.organization import Organization
+from seatmeter.domain.periods import period_containing
+from seatmeter.domain.usage import HoldRequest
+from seatmeter.services import entitlements, holds, notifications
+
+if TYPE_CHECKING:
+    from seatmeter.bootstrap import App
+
+__all__ = ["MAX_BATCH", "HoldBatches", "run_batch"]
+
+MAX_BATCH = 256
+
+Key = limits_repo.Key
+
+
+@dataclass
+class _Waiter:
+    principal: Principal
+    request: HoldRequest
+    now: datetime
+    prepared: holds.Prepared | None  # None until the estimate is made (the async entry makes it in the worker)
+    future: Future[holds.HoldView] = field(default_factory=Future)
+
+
+class HoldBatches:
+    """The per-process coalescer of holds, keyed by organization."""
+
+    def __init__(self, app: App, max_batch: int = MAX_BATCH) -> None:
+        self._app = app
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queued: dict[str, list[_Waiter]] = {}
+        self._in_flight: set[str] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self.batches = 0  # batches run, and the requests they carried: their ratio is the mean batch size
+        self.requests = 0
+
+    def authorize(self, principal: Principal, org_id: str, body: Any) -> holds.HoldView:
+        """Blocking entry, for threads: the answer `holds.authorize` would give, decided with the concurrent
+        holds of the organization. The caller that finds no batch in flight runs the batch in its own thread."""
+        prepared = holds.prepare(self._app, principal, org_id, body)
+        waiter = _Waiter(principal, prepared.request, prepared.now, prepared)
+        batch = self._enqueue(org_id, waiter)
+        if batch is not None:
+            try:
+                self._run(org_id, batch)
+            finally:
+                following = self._next(org_id)
+                if following is not None:
+                    self._pool().submit(self._chain, org_id, following)
+        return waiter.future.result()
+
+    async def authorize_async(self, principal: Principal, org_id: str, body: Any) -> holds.HoldView:
+        """Async entry, for the API: the batch runs in a worker thread, never on the event loop.
+
+        Parsing and the caller's rights are checked here (pure); the estimate, which may read the price book,
+        is made in the worker before the transaction.
+        """
+        request = HoldRequest.parse(body)
+        principal.require_usage_writer(org_id, request.member_id)
+        waiter = _Waiter(principal, request, self._app.clock.now(), None)
+        batch = self._enqueue(org_id, waiter)
+        if batch is not None:
+            self._pool().submit(self._chain, org_id, batch)
+        return await asyncio.wrap_future(waiter.future)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    # -- queueing ---------------------------------------------------------------------------------------
+    def _enqueue(self, org_id: str, waiter: _Waiter) -> list[_Waiter] | None:
+        """Queue the waiter; if no batch of the organization is in flight, return the batch to start now."""
+        with self._lock:
+            self._queued.setdefault(org_id, []).append(waiter)
+            if org_id in self._in_flight:
+                return None
+            self._in_flight.add(org_id)
+            return self._take(org_id)
+
+    def _next(self, org_id: str) -> list[_Waiter] | None:
+        """The next batch of the organization, or None (and no batch is in flight any more)."""
+        with self._lock:
+            if not self._queued.get(org_id):
+                self._queued.pop(org_id, None)
+                self._in_flight.discard(org_id)
+                return None
+            return self._take(org_id)
+
+    def _take(self, org_id: str) -> list[_Waiter]:
+        queued = self._queued[org_id]
+        batch, self._queued[org_id] = queued[: self._max_batch], queued[self._max_batch :]
+        self.batches += 1
+        self.requests += len(batch)
+        return batch
+
+    def _chain(self, org_id: str, batch: list[_Waiter] | None) -> None:
+        while batch is not None:
+            try:
+                self._run(org_id, batch)
+            finally:
+                batch = self._next(org_id)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                workers = max(4, self._app.settings.db_pool_size)
+                self._executor = ThreadPoolExecutor(workers, thread_name_prefix="seatmeter-holds")
+            return self._executor
+
+    # -- one batch --------------------------------------------------------------------------------------
+    def _run(self, org_id: str, batch: list[_Waiter]) -> None:
+        ready: list[_Waiter] = []
+        try:
+            for waiter in batch:
+                if not waiter.future.set_running_or_notify_cancel():
+                    continue  # its caller is gone: like a request that never arrived
+                if waiter.prepared is None:
+                    try:
+                        estimate = holds.estimate_for(self._app, waiter.request, waiter.now)
+                    except BaseException as exc:  # noqa: BLE001 - the request's own answer
+                        waiter.future.set_exception(exc)
+                        continue
+                    waiter.prepared = holds.Prepared(waiter.request, estimate, waiter.now)
+                ready.append(waiter)
+            if len(ready) == 1:
+                _single(self._app, org_id, ready[0])
+            elif ready:
+                requests = [(w.principal, w.prepared) for w in ready if w.prepared is not None]
+                answers = run_batch(self._app, org_id, requests)
+                for waiter, answer in zip(ready, answers, strict=True):
+                    if isinstance(answer, BaseException):
+                        waiter.future.set_exception(answer)
+                    else:
+                        waiter.future.set_result(answer)
+        except BaseException as exc:
+            for waiter in ready:
+                if not waiter.future.done():
+                    waiter.future.set_exception(exc)
+            raise
+
+
+def _single(app: App, org_id: str, waiter: _Waiter) -> None:
+    assert waiter.prepared is not None  # noqa: S101 - set by _run
+    try:
+        waiter.future.set_result(holds.authorize_prepared(app, waiter.principal, org_id, waiter.prepared))
+    except BaseException as exc:  # noqa: BLE001 - the request's own answer
+        waiter.future.set_exception(exc)
+
+
+Answer = holds.HoldView | BaseException
+
+
+def run_batch(app: App, org_id: str, requests: Sequence[tuple[Principal, holds.Prepared]]) -> list[Answer]:
+    """Decide the requests of one organization in one transaction; the answers in the order of `requests`.
+
+    Each answer is the view or the error `holds.authorize` would have given, run on the requests one after another.
+    """
+    try:
+        answers = _transaction(app, org_id, [prepared for _, prepared in requests])
+    except ServiceUnavailable as exc:
+        return [exc] * len(requests)
+    except Exception:  # noqa: BLE001 - any failure of the batch: each request alone gets its own answer
+        return _one_by_one(app, org_id, requests)
+    for i, ((_, prepared), answer) in enumerate(zip(requests, answers, strict=True)):
+        if isinstance(answer, UsageRefused):
+            try:
+                notifications.usage_refused(app.engine, org_id, prepared.request.member_id, answer.code,
+                                            prepared.now)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - as on the single path, this error is the answer
+                answers[i] = exc
+    return answers
+
+
+def _one_by_one(app: App, org_id: str, requests: Sequence[tuple[Principal, holds.Prepared]]) -> list[Answer]:
+    answers: list[Answer] = []
+    for principal, prepared in requests:
+        try:
+            answers.append(holds.authorize_prepared(app, principal, org_id, prepared))
+        except Exception as exc:  # noqa: BLE001 - the request's own answer
+            answers.append(exc)
+    return answers
+
+
+@functools.cache
+def _replays(n: int) -> Statement:
+    keys = ", ".join(f":k{i}" for i in range(n))
+    return Statement(
+        f"SELECT {holds._HOLD_COLUMNS}, idempotency_key FROM holds WHERE organization_id = :org "
+        f"AND idempotency_key IN ({keys})"
+    )
+
+
+def _transaction(app: App, org_id: str, batch: list[holds.Prepared]) -> list[Answer]:
+    now = app.clock.now()
+    with app.uow() as uow:
+        conn = uow.conn
+        keys = sorted({p.request.idempotency_key for p in batch})
+        rows = _replays(len(keys)).run(conn, {"org": org_id, **{f"k{i}": k for i, k in enumerate(keys)}})
+        stored = {row.idempotency_key: holds.HoldRow.of(tuple(row)[:-1]) for row in rows}
+        try:
+            org, members = orgs_repo.organization_and_members(conn, org_id, [p.request.member_id for p in batch])
+        except NotFound as exc:
+            return [exc for _ in batch]
+        decider = _Decider(app, conn, org_id, org, members, now)
+        decider.lock([p.request for p in batch if p.request.idempotency_key not in stored])
+        answers: list[Answer] = []
+        for prepared in batch:
+            try:
+                answers.append(decider.decide(prepared, stored.get(prepared.request.idempotency_key)))
+            except SeatmeterError as exc:
+                answers.append(exc)
+        decider.write()
+        uow.commit()
+    return answers
+
+
+class _Decider:
+    """The decisions of one batch, in arrival order, against limit states that carry the batch's grants."""
+
+    def __init__(
+        self,
+        app: App,
+        conn: Connection,
+        org_id: str,
+        org: Organization,
+        members: dict[str, orgs_repo.MemberSeat],
+        now: datetime,
+    ) -> None:
+        self.conn, self.org_id, self.org, self.members, self.now = conn, org_id, org, members, now
+        self.period = period_containing(now, org.timezone, org.billing_anchor_day)
+        self.expires_at = now + timedelta(seconds=app.settings.hold_timeout_s)
+        self.at, self.expires_db = to_db_time(conn, now), to_db_time(conn, self.expires_at)
+        self.states: dict[Key, LimitState] = {}
+        self.granted: dict[Key, int] = {}
+        self.fresh: dict[str, tuple[str, holds.HoldView]] = {}
+        self.inserts: list[dict[str, Any]] = []
+        self.expiry_tried = False
+
+    def accounts(self, member_id: str) -> list[str]:
+        return ([CREDITS] if self.org.prepaid else []) + [member_account(member_id), ORGANIZATION]
+
+    def keys(self, member_id: str) -> list[Key]:
+        return [(a, "" if a == CREDITS else self.period.key) for a in self.accounts(member_id)]
+
+    def lock(self, requests: list[HoldRequest]) -> None:
+        """Lock, once and in the fixed order, the rows of every request that may be granted (the single path
+        creates a member's period row only for a request that gets as far as its decision)."""
+        wanted = {
+            key
+            for r in requests
+            if r.member_id in self.members and _entitled(self.members[r.member_id].seat_type, r.surface)
+            for key in self.keys(r.member_id)
+        }
+        if wanted:
+            self.states = limits_repo.lock_many(self.conn, self.org_id, wanted)
+
+    def decide(self, prepared: holds.Prepared, stored: holds.HoldRow | None) -> holds.HoldView:
+        request = prepared.request
+        earlier = self.fresh.get(request.idempotency_key)
+        if earlier is not None:  # the same key earlier in this batch: its replay, as if it had committed
+            fingerprint, view = earlier
+            if fingerprint != request.fingerprint:
+                raise _key_conflict(request)
+            return replace(view, replayed=True)
+        if stored is not None:
+            if stored.fingerprint != request.fingerprint:
+                raise _key_conflict(request)
+            return holds.HoldView(stored.id, Money(stored.amount_nano), stored.max_output_tokens,
+                                  stored.expires_at, stored.status, replayed=True)  # fmt: skip
+        member = self.members.get(request.member_id)
+        if member is None:
+            raise NotFound(f"member {request.member_id!r} is not in organization {self.org_id!r}")
+        seats.check_entitlement(member.seat_type, request.surface)
+        keys = self.keys(request.member_id)
+        try:
+            grant = self._grant(keys, prepared)
+        except UsageRefused:
+            # As on the single path: holds past their timeout may still be counted as held; release them
+            # (once a batch: a second try would find none) and decide again.
+            if self.expiry_tried:
+                raise
+            self.expiry_tried = True
+            if not holds._expire_org(self.conn, self.org_id, self.now):
+                raise
+            self._reread()
+            grant = self._grant(keys, prepared)
+        member_key = (member_account(request.member_id), self.period.key)
+        entitlements.check_hold_allowance(self.conn, self.org, request.member_id, self.period.key, grant.amount_nano,
+                                          pending_nano=self.granted.get(member_key, 0))  # fmt: skip
+        for key in keys:
+            self.granted[key] = self.granted.get(key, 0) + grant.amount_nano
+            state = self.states[key]
+            self.states[key] = replace(state, held_nano=state.held_nano + grant.amount_nano)
+        hold_id = new_id("hold")
+        self.inserts.append({
+            "org": self.org_id, "id": hold_id, "key": request.idempotency_key, "fingerprint": request.fingerprint,
+            "member_id": request.member_id, "model": request.model, "surface": request.surface,
+            "amount": grant.amount_nano, "max_output_tokens": grant.max_output_tokens,
+            "accounts": ",".join(self.accounts(request.member_id)), "period": self.period.key, "now": self.at,
+            "expires_at": self.expires_db,
+        })  # fmt: skip
+        view = holds.HoldView(hold_id, Money(grant.amount_nano), grant.max_output_tokens, self.expires_at, "open")
+        self.fresh[request.idempotency_key] = (request.fingerprint, view)
+        return view
+
+    def _grant(self, keys: list[Key], prepared: holds.Prepared) -> Grant:
+        return decide_grant([self.states[k] for k in keys], prepared.estimate,
+                            allow_partial=prepared.request.allow_partial, period_end=self.period.end)  # fmt: skip
+
+    def _reread(self) -> None:
+        """The locked rows again (an expiry changed them), with the batch's grants on top."""
+        rows = limits_repo.read(self.conn, self.org_id, self.states)
+        self.states = {
+            key: replace(state, held_nano=state.held_nano + self.granted.get(key, 0)) for key, state in rows.items()
+        }
+
+    def write(self) -> None:
+        if not self.inserts:
+            return
+        limits_repo.reserve_many(self.conn, self.org_id, self.granted)
+        holds._INSERT_HOLD.run_many(self.conn, self.inserts)
+
+
+def _entitled(seat_type: str | None, surface: str) -> bool:
+    try:
+        seats.check_entitlement(seat_type, surface)
+    except SeatmeterError:
+        return False
+    return True
+
+
+def _key_conflict(request: HoldRequest) -> Conflict:
+    return Conflict(
+        f"idempotency_key {request.idempotency_key!r} was already used for a different hold",
+        resume="Use a new idempotency_key for a new request.",
+    )

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from seatmeter.adapters.clock import FixedClock, SystemClock
 from seatmeter.adapters.tables import holds as holds_table
@@ -228,6 +229,26 @@ def test_a_database_that_cannot_be_reached_answers_every_request_of_the_batch_wi
     got = hold_batches.run_batch(app, shop.id, requests)
     assert [a.code for a in got if isinstance(a, SeatmeterError)] == ["service_unavailable"] * 2
     assert open_holds(app, shop) == []
+
+
+def test_a_deadlocked_batch_is_run_again_request_by_request(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = Shop(app)
+    real = hold_batches.limits_repo.lock_many
+    calls: list[int] = []
+
+    def deadlocked(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # as the unit of work reports PostgreSQL's deadlock_detected (40P01)
+            cause = OperationalError("SELECT ... FOR UPDATE", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+            raise ServiceUnavailable("the database cannot be reached right now; nothing was written") from cause
+        return real(*args)
+
+    monkeypatch.setattr(hold_batches.limits_repo, "lock_many", deadlocked)
+    requests = [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, shop.body(k, 0, "1.00"))) for k in ("a", "b")]
+    got = hold_batches.run_batch(app, shop.id, requests)
+    assert calls == [1]  # the single path locks with limits_repo.lock, not lock_many
+    assert [isinstance(a, holds.HoldView) and not a.replayed for a in got] == [True, True]
+    assert len(open_holds(app, shop)) == 2
 
 
 @pytest.mark.postgres

@@ -15,9 +15,9 @@ the App) turns that queue into batches:
   in arrival order with `decide_grant` against states that carry the earlier grants of the batch. A refusal is
   that request's own answer (after the same release of overdue holds as the single path); one guarded UPDATE
   reserves the per-row sums, one driver call inserts the holds, one commit;
-- a batch whose transaction fails for any other reason (another process won an idempotency key, a deadlock,
-  a broken invariant) is run again request by request through the single path, so each gets its own answer;
-  a database that cannot be reached answers every request of the batch with the same 503 as the single path.
+- a batch whose transaction fails (another process won an idempotency key, a deadlock, a broken invariant) is
+  run again request by request through the single path, so each gets its own answer; a database that cannot
+  be reached answers every request of the batch with the same 503 as the single path, without retrying.
 
 The answers are those of running the batch's requests one after another through `holds.authorize`
 (tests/integration/test_hold_batches.py proves it for random batches).
@@ -205,7 +205,9 @@ def run_batch(app: App, org_id: str, requests: Sequence[tuple[Principal, holds.P
     try:
         answers = _transaction(app, org_id, [prepared for _, prepared in requests])
     except ServiceUnavailable as exc:
-        return [exc] * len(requests)
+        if not _transaction_lost(exc):
+            return [exc] * len(requests)
+        return _one_by_one(app, org_id, requests)
     except Exception:  # noqa: BLE001 - any failure of the batch: each request alone gets its own answer
         return _one_by_one(app, org_id, requests)
     for i, ((_, prepared), answer) in enumerate(zip(requests, answers, strict=True)):
@@ -216,6 +218,17 @@ def run_batch(app: App, org_id: str, requests: Sequence[tuple[Principal, holds.P
             except Exception as exc:  # noqa: BLE001 - as on the single path, this error is the answer
                 answers[i] = exc
     return answers
+
+
+# SQLSTATEs of a transaction the database gave up on while it stays reachable: a deadlock, a serialization
+# failure, a lock that could not be taken. The unit of work reports them as unavailable, like a lost database.
+_LOST_TRANSACTION = ("40", "55P03")
+
+
+def _transaction_lost(exc: ServiceUnavailable) -> bool:
+    """True when the batch's transaction was refused but the database answers: each request is worth a retry."""
+    sqlstate = getattr(getattr(exc.__cause__, "orig", None), "sqlstate", None) or ""
+    return sqlstate.startswith(_LOST_TRANSACTION)
 
 
 def _one_by_one(app: App, org_id: str, requests: Sequence[tuple[Principal, holds.Prepared]]) -> list[Answer]:
@@ -241,24 +254,36 @@ def _transaction(app: App, org_id: str, batch: list[holds.Prepared]) -> list[Ans
     now = app.clock.now()
     with app.uow() as uow:
         conn = uow.conn
-        keys = sorted({p.request.idempotency_key for p in batch})
-        rows = _replays(len(keys)).run(conn, {"org": org_id, **{f"k{i}": k for i, k in enumerate(keys)}})
-        stored = {row.idempotency_key: holds.HoldRow.of(tuple(row)[:-1]) for row in rows}
+        stored = _stored(conn, org_id, {p.request.idempotency_key for p in batch})
         try:
             org, members = orgs_repo.organization_and_members(conn, org_id, [p.request.member_id for p in batch])
         except NotFound as exc:
             return [exc for _ in batch]
-        decider = _Decider(app, conn, org_id, org, members, now)
+        decider = _Decider(app, conn, org_id, org, members, stored, now)
         decider.lock([p.request for p in batch if p.request.idempotency_key not in stored])
         answers: list[Answer] = []
         for prepared in batch:
             try:
-                answers.append(decider.decide(prepared, stored.get(prepared.request.idempotency_key)))
+                answers.append(decider.decide(prepared))
             except SeatmeterError as exc:
                 answers.append(exc)
         decider.write()
         uow.commit()
     return answers
+
+
+# Around the release of overdue holds, which the single path keeps or rolls back with the request that made it.
+_SAVEPOINT = Statement("SAVEPOINT hold_batch_expiry")
+_RELEASE_SAVEPOINT = Statement("RELEASE SAVEPOINT hold_batch_expiry")
+_ROLLBACK_TO_SAVEPOINT = Statement("ROLLBACK TO SAVEPOINT hold_batch_expiry")
+
+
+def _stored(conn: Connection, org_id: str, keys: set[str]) -> dict[str, holds.HoldRow]:
+    """The holds already written under these idempotency keys, in one statement."""
+    ordered = sorted(keys)
+    rows = _replays(len(ordered)).run(conn, {"org": org_id, **{f"k{i}": k for i, k in enumerate(ordered)}})
+    found = {row.idempotency_key: holds.HoldRow.of(tuple(row)[:-1]) for row in rows}
+    return {key: row for key, row in found.items() if row is not None}
 
 
 class _Decider:
@@ -271,9 +296,11 @@ class _Decider:
         org_id: str,
         org: Organization,
         members: dict[str, orgs_repo.MemberSeat],
+        stored: dict[str, holds.HoldRow],
         now: datetime,
     ) -> None:
         self.conn, self.org_id, self.org, self.members, self.now = conn, org_id, org, members, now
+        self.stored = stored
         self.period = period_containing(now, org.timezone, org.billing_anchor_day)
         self.expires_at = now + timedelta(seconds=app.settings.hold_timeout_s)
         self.at, self.expires_db = to_db_time(conn, now), to_db_time(conn, self.expires_at)
@@ -301,8 +328,9 @@ class _Decider:
         if wanted:
             self.states = limits_repo.lock_many(self.conn, self.org_id, wanted)
 
-    def decide(self, prepared: holds.Prepared, stored: holds.HoldRow | None) -> holds.HoldView:
+    def decide(self, prepared: holds.Prepared) -> holds.HoldView:
         request = prepared.request
+        stored = self.stored.get(request.idempotency_key)
         earlier = self.fresh.get(request.idempotency_key)
         if earlier is not None:  # the same key earlier in this batch: its replay, as if it had committed
             fingerprint, view = earlier
@@ -319,21 +347,36 @@ class _Decider:
             raise NotFound(f"member {request.member_id!r} is not in organization {self.org_id!r}")
         seats.check_entitlement(member.seat_type, request.surface)
         keys = self.keys(request.member_id)
+        expired = False
         try:
             grant = self._grant(keys, prepared)
         except UsageRefused:
             # As on the single path: holds past their timeout may still be counted as held; release them
-            # (once a batch: a second try would find none) and decide again.
+            # (once: a second try would find none) and decide again. A refusal keeps them released.
             if self.expiry_tried:
                 raise
             self.expiry_tried = True
+            _SAVEPOINT.run(self.conn, {})
             if not holds._expire_org(self.conn, self.org_id, self.now):
+                _RELEASE_SAVEPOINT.run(self.conn, {})
                 raise
+            expired = True
             self._reread()
             grant = self._grant(keys, prepared)
         member_key = (member_account(request.member_id), self.period.key)
-        entitlements.check_hold_allowance(self.conn, self.org, request.member_id, self.period.key, grant.amount_nano,
-                                          pending_nano=self.granted.get(member_key, 0))  # fmt: skip
+        try:
+            pending_nano = self.granted.get(member_key, 0)
+            entitlements.check_hold_allowance(self.conn, self.org, request.member_id, self.period.key,
+                                              grant.amount_nano, pending_nano=pending_nano)  # fmt: skip
+        except UsageRefused:
+            if expired:
+                # The single path's transaction rolls back here, and the release of the overdue holds with it.
+                _ROLLBACK_TO_SAVEPOINT.run(self.conn, {})
+                self.expiry_tried = False
+                self._reread()
+            raise
+        if expired:
+            _RELEASE_SAVEPOINT.run(self.conn, {})
         for key in keys:
             self.granted[key] = self.granted.get(key, 0) + grant.amount_nano
             state = self.states[key]
@@ -355,11 +398,14 @@ class _Decider:
                             allow_partial=prepared.request.allow_partial, period_end=self.period.end)  # fmt: skip
 
     def _reread(self) -> None:
-        """The locked rows again (an expiry changed them), with the batch's grants on top."""
+        """What an expiry (or its undoing) changed: the locked rows, with the batch's grants on top, and the
+        holds a replay later in the batch reads (one may have expired just now)."""
         rows = limits_repo.read(self.conn, self.org_id, self.states)
         self.states = {
             key: replace(state, held_nano=state.held_nano + self.granted.get(key, 0)) for key, state in rows.items()
         }
+        if self.stored:
+            self.stored = _stored(self.conn, self.org_id, set(self.stored))
 
     def write(self) -> None:
         if not self.inserts:

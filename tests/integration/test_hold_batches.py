@@ -298,6 +298,30 @@ def test_a_batch_integrity_error_falls_back_without_losing_a_request(app: App, m
     assert len(open_holds(app, shop)) == 3
 
 
+def test_an_unexpected_failure_answers_its_batch_and_the_next_batch_still_runs(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = Shop(app)
+    real = hold_batches.run_batch
+
+    def flaky(*args: Any) -> Any:
+        monkeypatch.setattr(hold_batches, "run_batch", real)
+        raise RuntimeError("a bug in the batch")
+
+    monkeypatch.setattr(hold_batches, "run_batch", flaky)
+    coalescer = hold_batches.HoldBatches(app, max_batch=2)
+    waiters = []
+    for key in ("a", "b", "c", "d"):
+        prepared = holds.prepare(app, OPERATOR, shop.id, shop.body(key, 0, "1.00"))
+        waiters.append(hold_batches._Waiter(OPERATOR, prepared.request, prepared.now, prepared))
+    coalescer._in_flight.add(shop.id)  # as if a batch were running: all four queue
+    assert [coalescer._enqueue(shop.id, w) for w in waiters] == [None] * 4
+    coalescer._chain(shop.id, coalescer._next(shop.id))
+    assert [type(w.future.exception()).__name__ for w in waiters[:2]] == ["RuntimeError"] * 2
+    assert [w.future.result().replayed for w in waiters[2:]] == [False, False]
+    assert shop.id not in coalescer._in_flight and coalescer.batches == 2
+
+
 # -- the coalescer under real threads and processes ----------------------------------------------------------
 def test_the_coalescer_answers_threads_as_the_single_path_would(app: App) -> None:
     shop = Shop(app, credits_usd="100.00", org_cap="30.00")

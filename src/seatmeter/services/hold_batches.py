@@ -26,6 +26,8 @@ The answers are those of running the batch's requests one after another through 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import functools
 import threading
 from collections.abc import Sequence
@@ -88,12 +90,11 @@ class HoldBatches:
         waiter = _Waiter(principal, prepared.request, prepared.now, prepared)
         batch = self._enqueue(org_id, waiter)
         if batch is not None:
-            try:
+            with contextlib.suppress(Exception):  # every waiter of the batch has its answer, an error included
                 self._run(org_id, batch)
-            finally:
-                following = self._next(org_id)
-                if following is not None:
-                    self._pool().submit(self._chain, org_id, following)
+            following = self._next(org_id)
+            if following is not None:
+                self._pool().submit(self._chain, org_id, following)
         return waiter.future.result()
 
     async def authorize_async(self, principal: Principal, org_id: str, body: Any) -> holds.HoldView:
@@ -142,10 +143,9 @@ class HoldBatches:
 
     def _chain(self, org_id: str, batch: list[_Waiter] | None) -> None:
         while batch is not None:
-            try:
+            with contextlib.suppress(Exception):  # every waiter of the batch has its answer, an error included
                 self._run(org_id, batch)
-            finally:
-                batch = self._next(org_id)
+            batch = self._next(org_id)
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -206,7 +206,7 @@ def run_batch(app: App, org_id: str, requests: Sequence[tuple[Principal, holds.P
         answers = _transaction(app, org_id, [prepared for _, prepared in requests])
     except ServiceUnavailable as exc:
         if not _transaction_lost(exc):
-            return [exc] * len(requests)
+            return _each(exc, len(requests))
         return _one_by_one(app, org_id, requests)
     except Exception:  # noqa: BLE001 - any failure of the batch: each request alone gets its own answer
         return _one_by_one(app, org_id, requests)
@@ -218,6 +218,11 @@ def run_batch(app: App, org_id: str, requests: Sequence[tuple[Principal, holds.P
             except Exception as exc:  # noqa: BLE001 - as on the single path, this error is the answer
                 answers[i] = exc
     return answers
+
+
+def _each(exc: SeatmeterError, n: int) -> list[Answer]:
+    """One error for every request: each waiter raises its own copy (a raised exception carries its traceback)."""
+    return [copy.copy(exc) for _ in range(n)]
 
 
 # SQLSTATEs of a transaction the database gave up on while it stays reachable: a deadlock, a serialization
@@ -258,7 +263,7 @@ def _transaction(app: App, org_id: str, batch: list[holds.Prepared]) -> list[Ans
         try:
             org, members = orgs_repo.organization_and_members(conn, org_id, [p.request.member_id for p in batch])
         except NotFound as exc:
-            return [exc for _ in batch]
+            return _each(exc, len(batch))
         decider = _Decider(app, conn, org_id, org, members, stored, now)
         decider.lock([p.request for p in batch if p.request.idempotency_key not in stored])
         answers: list[Answer] = []

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 __all__ = ["create_db_engine", "is_postgres", "upgrade"]
@@ -32,6 +33,25 @@ def create_db_engine(url: str, *, pool_size: int = 20) -> Engine:
     )
 
 
+class SQLiteImmediate(SQLiteDialect_pysqlite):
+    """pysqlite, with every transaction begun by `BEGIN IMMEDIATE`, straight on the driver.
+
+    Take the write lock at the start: a transaction that reads a limit and then writes it must not find the
+    database taken by another writer in between (SQLite has no row locks). A dialect method rather than a
+    "begin" event listener: any engine-level listener makes every connection join the engine's event dispatch
+    and fire it on begin and commit, which cost more than the statement itself on the hot path. A failure (busy
+    past the timeout, a read-only file) is raised by SQLAlchemy's begin() as its OperationalError, as before.
+    """
+
+    supports_statement_cache = True
+
+    def do_begin(self, dbapi_connection: Any) -> None:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+registry.register("sqlite.seatmeter_immediate", __name__, "SQLiteImmediate")
+
+
 def _sqlite_engine(url: str, pool_size: int = 20) -> Engine:
     is_memory = url in ("sqlite://", "sqlite:///:memory:")
     # Pooled connections: closing the last connection to a WAL database checkpoints it, and a fresh
@@ -40,7 +60,7 @@ def _sqlite_engine(url: str, pool_size: int = 20) -> Engine:
     if not is_memory:
         pool = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": pool_size}
     engine = create_engine(
-        url,
+        make_url(url).set(drivername="sqlite+seatmeter_immediate"),
         connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
         **pool,
     )
@@ -54,17 +74,6 @@ def _sqlite_engine(url: str, pool_size: int = 20) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # Take the write lock at the start: a transaction that reads a limit and then writes it must not
-        # find the database taken by another writer in between (SQLite has no row locks).
-        # Straight on the driver: this runs for every transaction, and a failure (busy past the timeout, a
-        # read-only file) is raised by SQLAlchemy's begin() as its OperationalError all the same.
-        try:
-            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
 
     return engine
 

@@ -66,11 +66,7 @@ class Rows:
         try:
             if cursor.description is None:
                 return []
-            row_type = self._row_types.get(self._dialect_name)
-            if row_type is None:
-                row_type = _row_type(tuple(d[0] for d in cursor.description))
-                self._row_types[self._dialect_name] = row_type
-            make = row_type._make
+            make = self._row_type()._make
             rows = [make(r) for r in cursor.fetchall()]
         finally:
             cursor.close()
@@ -79,8 +75,24 @@ class Rows:
         return rows
 
     def first(self) -> Any:
-        rows = self.fetchall()
-        return rows[0] if rows else None
+        """The first row, or None; the rest is not read (the statements that use it match one row at most)."""
+        cursor = self._cursor
+        try:
+            if cursor.description is None:
+                return None
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return self._row_type()._make(row)
+        finally:
+            cursor.close()
+
+    def _row_type(self) -> Any:
+        row_type = self._row_types.get(self._dialect_name)
+        if row_type is None:
+            row_type = _row_type(tuple(d[0] for d in self._cursor.description))
+            self._row_types[self._dialect_name] = row_type
+        return row_type
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchall())

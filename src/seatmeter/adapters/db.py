@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
 __all__ = ["create_db_engine", "is_postgres", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out (see _ping_when_idle).
+PING_AFTER_IDLE_S = 1.0
 
 
 def create_db_engine(url: str, *, pool_size: int = 20) -> Engine:
@@ -23,14 +27,40 @@ def create_db_engine(url: str, *, pool_size: int = 20) -> Engine:
         return _sqlite_engine(url, pool_size)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         # READ COMMITTED plus row locks taken in one fixed order is how limits are enforced (see services/holds.py).
         isolation_level="READ COMMITTED",
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it sat idle for more than PING_AFTER_IDLE_S.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: one round trip more per transaction, about a tenth of a
+    hold. A connection in steady use was just seen working; one that sat idle may have been closed by a database
+    restart, a failover or a firewall, and is replaced here before any statement runs on it. A connection that
+    dies between two transactions less than a second apart fails its first statement instead: SQLAlchemy sees
+    the disconnect, discards every pooled connection opened before it, and the request gets the documented 503.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE_S:
+            return
+        try:
+            dbapi_connection.execute("SELECT 1")
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"a pooled connection idle since a while failed its ping: {exc}") from exc
 
 
 class SQLiteImmediate(SQLiteDialect_pysqlite):

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from seatmeter.adapters import limits_repo, orgs_repo
+from seatmeter.adapters import limits_repo, orgs_repo, summary_repo
 from seatmeter.adapters.raw import Statement
 from seatmeter.adapters.sql import bulk_insert, chunks
-from seatmeter.adapters.tables import ledger_entries, limit_accounts, members, usage_events
+from seatmeter.adapters.tables import ledger_entries, members, usage_events
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import Conflict, InvalidRequest
@@ -186,52 +186,43 @@ def usage_summary(app: App, principal: Principal, org_id: str, period_key: str |
     principal.require_member_of(org_id)
     now = app.clock.now()
     with app.uow() as uow:
-        conn = uow.conn
-        org = orgs_repo.get_organization(conn, org_id)
-        period = caps_service.current_period(conn, org_id, now, period_key)
-        rows = {
-            r.account: r
-            for r in conn.execute(
-                select(limit_accounts).where(
-                    limit_accounts.c.organization_id == org_id, limit_accounts.c.period.in_([period.key, ""])
-                )
-            )
-        }
-        caps_view = caps_service.caps_snapshot(conn, principal, org_id, period)
-        member_caps = {c["member_id"]: c for c in caps_view["members"]}
-        stmt = (
-            select(members.c.id, members.c.email, members.c.name)
-            .where(members.c.organization_id == org_id)
-            .order_by(members.c.created_at, members.c.id)
+        org = orgs_repo.get_organization(uow.conn, org_id)
+        period = caps_service.period_of(org, now, period_key)
+        sees_everyone = principal.is_operator or principal.is_owner
+        rows = summary_repo.read(uow.conn, org_id, period.key, None if sees_everyone else principal.member_id)
+    # Built from the rows in one walk over the members, after the transaction: plain dicts, each distinct
+    # amount formatted once.
+    text = caps_service.MoneyText()
+    caps_view, member_caps = caps_service.caps_view(period, rows, text)
+    limits = rows.limits
+    listed = []
+    for mid, email, name in rows.members:
+        state = limits.get("member:" + mid)
+        posted, held = (0, 0) if state is None else (state[1], state[2])
+        cap = member_caps.get(mid)
+        listed.append(
+            {
+                "member_id": mid,
+                "email": email,
+                "name": name,
+                "spend": text[posted],
+                "held": text[held],
+                "cap": None if cap is None else cap["limit"],
+                "cap_status": "ok" if cap is None else cap["status"],
+            }
         )
-        if not (principal.is_operator or principal.is_owner):
-            stmt = stmt.where(members.c.id == principal.member_id)
-        listed = []
-        for m in conn.execute(stmt):
-            row = rows.get(member_account(m.id))
-            cap = member_caps.get(m.id)
-            listed.append(
-                {
-                    "member_id": m.id,
-                    "email": m.email,
-                    "name": m.name,
-                    "spend": str(Money(row.posted_nano if row else 0)),
-                    "held": str(Money(row.held_nano if row else 0)),
-                    "cap": cap["limit"] if cap else None,
-                    "cap_status": cap["status"] if cap else "ok",
-                }
-            )
-        org_row = rows.get(ORGANIZATION)
-        out: dict[str, Any] = {
-            "period": period.key,
-            "period_start": period.start.isoformat(),
-            "period_end": period.end.isoformat(),
-            "total": str(Money(org_row.posted_nano if org_row else 0)),
-            "caps": caps_view,
-            "members": listed,
-        }
-        if org.self_serve and CREDITS in rows:
-            c = rows[CREDITS]
-            balance = Money(c.limit_nano - c.posted_nano)
-            out["credits"] = CreditBalance(balance, Money(c.held_nano), balance - Money(c.held_nano)).to_json()
-        return out
+    org_row = limits.get(ORGANIZATION)
+    out: dict[str, Any] = {
+        "period": period.key,
+        "period_start": period.start.isoformat(),
+        "period_end": period.end.isoformat(),
+        "total": text[0 if org_row is None else org_row[1]],
+        "caps": caps_view,
+        "members": listed,
+    }
+    credit_row = limits.get(CREDITS)
+    if org.self_serve and credit_row is not None:
+        limit_nano, posted_nano, held_nano = credit_row
+        balance = Money((limit_nano or 0) - posted_nano)
+        out["credits"] = CreditBalance(balance, Money(held_nano), balance - Money(held_nano)).to_json()
+    return out

@@ -14,7 +14,7 @@ from seatmeter.adapters.tables import caps
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.limits import ORGANIZATION, LimitState, member_account
-from seatmeter.domain.money import Money
+from seatmeter.domain.money import Money, usd_text
 from seatmeter.domain.organization import Organization
 from seatmeter.domain.periods import Period, parse_period_key, period_containing
 from seatmeter.services import notifications
@@ -165,13 +165,13 @@ class MoneyText(dict[int, str]):
     """Amounts as text, formatted once per distinct amount: a summary prints the same caps and zeros 10,000 times."""
 
     def __missing__(self, nano: int) -> str:
-        text = self[nano] = str(Money(nano))
+        text = self[nano] = usd_text(nano)
         return text
 
 
-def caps_view(period: Period, rows: SummaryRows, text: MoneyText) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def caps_view(period: Period, rows: SummaryRows, text: MoneyText) -> tuple[dict[str, Any], list[dict[str, Any] | None]]:
     """The caps of the period as `cap_json` shows them, for the members read (the caller read only those the
-    principal may see), and the same member entries by member id.
+    principal may see); and for each member read, in the same order, their entry or None if they have no cap.
 
     A member is listed when they have a cap of their own (even unlimited) or there is a default member cap. A
     period row keeps the ceiling it had, so a past period shows the cap as it stood then.
@@ -179,10 +179,11 @@ def caps_view(period: Period, rows: SummaryRows, text: MoneyText) -> tuple[dict[
     config, limits = rows.caps, rows.limits
     default = config.get(("member_default", ""))
     listed: list[dict[str, Any]] = []
-    by_member: dict[str, dict[str, Any]] = {}
+    by_member: list[dict[str, Any] | None] = []
     for mid, _email, _name in rows.members:
         own = ("member", mid) in config
         if not own and default is None:
+            by_member.append(None)
             continue
         state = limits.get("member:" + mid)
         if state is None:
@@ -205,7 +206,7 @@ def caps_view(period: Period, rows: SummaryRows, text: MoneyText) -> tuple[dict[
             "status": status,
         }
         listed.append(entry)
-        by_member[mid] = entry
+        by_member.append(entry)
     org = limits.get(ORGANIZATION)
     org_state = None if org is None else LimitState(ORGANIZATION, *org)
     org_limit = org_state.limit_nano if org_state is not None else config.get(("organization", ""))

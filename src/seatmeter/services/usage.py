@@ -19,7 +19,8 @@ from seatmeter.domain.errors import Conflict, InvalidRequest
 from seatmeter.domain.ids import new_id
 from seatmeter.domain.limits import CREDITS, ORGANIZATION, member_account
 from seatmeter.domain.money import Money
-from seatmeter.domain.periods import period_containing
+from seatmeter.domain.organization import Organization
+from seatmeter.domain.periods import Period, period_containing
 from seatmeter.domain.usage import UsageEvent, parse_event
 from seatmeter.services import caps as caps_service
 from seatmeter.services import notifications
@@ -190,25 +191,31 @@ def usage_summary(app: App, principal: Principal, org_id: str, period_key: str |
         period = caps_service.period_of(org, now, period_key)
         sees_everyone = principal.is_operator or principal.is_owner
         rows = summary_repo.read(uow.conn, org_id, period.key, None if sees_everyone else principal.member_id)
-    # Built from the rows in one walk over the members, after the transaction: plain dicts, each distinct
-    # amount formatted once.
+    return _summary(org, period, rows)
+
+
+def _summary(org: Organization, period: Period, rows: summary_repo.SummaryRows) -> dict[str, Any]:
+    """Built after the transaction, as plain dicts, each distinct amount formatted once."""
     text = caps_service.MoneyText()
     caps_view, member_caps = caps_service.caps_view(period, rows, text)
     limits = rows.limits
     listed = []
-    for mid, email, name in rows.members:
-        state = limits.get("member:" + mid)
-        posted, held = (0, 0) if state is None else (state[1], state[2])
-        cap = member_caps.get(mid)
+    for (mid, email, name), cap in zip(rows.members, member_caps, strict=True):
+        if cap is not None:  # the member's cap entry already shows their spend and held, from the same row
+            spend, held, limit, status = cap["spent"], cap["held"], cap["limit"], cap["status"]
+        else:
+            state = limits.get("member:" + mid)
+            spend, held = (text[0], text[0]) if state is None else (text[state[1]], text[state[2]])
+            limit, status = None, "ok"
         listed.append(
             {
                 "member_id": mid,
                 "email": email,
                 "name": name,
-                "spend": text[posted],
-                "held": text[held],
-                "cap": None if cap is None else cap["limit"],
-                "cap_status": "ok" if cap is None else cap["status"],
+                "spend": spend,
+                "held": held,
+                "cap": limit,
+                "cap_status": status,
             }
         )
     org_row = limits.get(ORGANIZATION)

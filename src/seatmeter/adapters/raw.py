@@ -74,6 +74,14 @@ class Rows:
             self.rowcount = len(rows)
         return rows
 
+    def tuples(self) -> list[Any]:
+        """The rows as the driver's own tuples: for reads of thousands of rows, where a named tuple each costs."""
+        cursor = self._cursor
+        try:
+            return [] if cursor.description is None else list(cursor.fetchall())
+        finally:
+            cursor.close()
+
     def first(self) -> Any:
         """The first row, or None; the rest is not read (the statements that use it match one row at most)."""
         cursor = self._cursor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -78,9 +78,15 @@ def organization_and_member(conn: Connection, org_id: str, member_id: str) -> tu
 
 def _organization(row: Any) -> Organization:
     term_start = row.term_start if isinstance(row.term_start, date) else date.fromisoformat(row.term_start)
-    prices = {k: Money.parse(v) for k, v in json.loads(row.seat_prices).items()}
     return Organization(row.id, row.name, row.timezone, row.plan, row.channel, term_start, row.billing_anchor_day,
-                        prices)  # fmt: skip
+                        dict(_seat_prices(row.seat_prices)))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1024)
+def _seat_prices(document: str) -> Mapping[str, Money]:
+    """The seat prices of a stored JSON document. Memoized on the document itself, never on the organization:
+    a price changed by any connection is a different document, parsed afresh."""
+    return {k: Money.parse(v) for k, v in json.loads(document).items()}
 
 
 @functools.cache

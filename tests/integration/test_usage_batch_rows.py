@@ -172,3 +172,44 @@ def test_every_stored_row_is_what_the_per_event_domain_computes(
                 )
         finally:
             app.engine.dispose()
+
+
+def test_a_key_with_a_nul_character_replays_and_conflicts_on_sqlite(sqlite_template: Path) -> None:
+    # The SQLite key lookup sends keys as one JSON array, whose strings SQLite ends at an escaped NUL; such keys
+    # must still be found, or a replay would hit the unique index on every retry instead of counting as one.
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "p.db"
+        shutil.copy(sqlite_template, path)
+        app = make_app(f"sqlite:///{path}", FixedClock(NOW))
+        try:
+            org, owner = organizations.create_organization(
+                app.uow(),
+                OPERATOR,
+                {
+                    "name": "P",
+                    "channel": "sales_assisted",
+                    "term_start": "2024-01-01",
+                    "primary_owner": {"email": "o@p.test", "name": "O"},
+                },
+                NOW,
+            )
+            events = [
+                {
+                    "idempotency_key": key,
+                    "member_id": owner.id,
+                    "model": "claude-haiku-4-5",
+                    "surface": "api",
+                    "occurred_at": "2026-11-15T10:00:00Z",
+                    "input_tokens": 1_000,
+                    "output_tokens": 100,
+                }
+                for key in ("a\x00b", "a", "plain")
+            ]
+            assert usage.record_usage(app, OPERATOR, org.id, {"events": events}) == {"accepted": 3, "duplicates": 0}
+            assert usage.record_usage(app, OPERATOR, org.id, {"events": events}) == {"accepted": 0, "duplicates": 3}
+            with pytest.raises(Conflict):
+                usage.record_usage(app, OPERATOR, org.id, {"events": [{**events[0], "output_tokens": 101}]})
+            with app.engine.connect() as conn:
+                assert conn.execute(select(func.count()).select_from(usage_events)).scalar() == 3
+        finally:
+            app.engine.dispose()

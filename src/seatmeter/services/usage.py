@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from seatmeter.adapters import limits_repo, orgs_repo
 from seatmeter.adapters.raw import Statement, to_db_time
-from seatmeter.adapters.sql import insert_rows
+from seatmeter.adapters.sql import chunks, insert_rows
 from seatmeter.adapters.tables import ledger_entries, limit_accounts, members, usage_events
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
@@ -206,6 +206,9 @@ _RECORDED_SQLITE = Statement(
     "SELECT idempotency_key, fingerprint FROM usage_events "
     "WHERE organization_id = :org AND idempotency_key IN (SELECT value FROM json_each(:keys))"
 )
+_RECORDED_SQLITE_BOUND = (
+    "SELECT idempotency_key, fingerprint FROM usage_events WHERE organization_id = ? AND idempotency_key IN ("
+)
 _MEMBERS_PG = Statement(
     "SELECT m.id FROM unnest(CAST(:ids AS text[])) AS i(id) JOIN members m ON m.organization_id = :org AND m.id = i.id"
 )
@@ -217,10 +220,15 @@ _MEMBERS_SQLITE = Statement(
 def _recorded_fingerprints(conn: Any, org_id: str, keys: list[str]) -> dict[str, str]:
     """Idempotency key -> fingerprint, for the keys already recorded."""
     if conn.dialect.name == "postgresql":
-        rows = _RECORDED_PG.run(conn, {"org": org_id, "keys": keys})
-    else:
-        rows = _RECORDED_SQLITE.run(conn, {"org": org_id, "keys": json.dumps(keys)})
-    return dict(rows)
+        return dict(_RECORDED_PG.run(conn, {"org": org_id, "keys": keys}))
+    if "\x00" in "".join(keys):
+        # SQLite's JSON functions end a string at an escaped NUL, so such keys would never be found: bind them.
+        seen: dict[str, str] = {}
+        for chunk in chunks(keys, 500):
+            sql = _RECORDED_SQLITE_BOUND + ", ".join("?" * len(chunk)) + ")"
+            seen.update((key, print_) for key, print_ in conn.exec_driver_sql(sql, (org_id, *chunk)))
+        return seen
+    return dict(_RECORDED_SQLITE.run(conn, {"org": org_id, "keys": json.dumps(keys)}))
 
 
 def _existing_members(conn: Any, org_id: str, member_ids: set[str]) -> set[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
@@ -21,7 +21,7 @@ from seatmeter.domain.errors import Conflict, InvalidRequest
 from seatmeter.domain.ids import new_id, new_ids
 from seatmeter.domain.limits import CREDITS, ORGANIZATION, member_account
 from seatmeter.domain.money import Money
-from seatmeter.domain.periods import period_containing
+from seatmeter.domain.periods import period_containing, zone
 from seatmeter.domain.pricing import BatchPricer
 from seatmeter.domain.usage import EventFields, event_fingerprint, parse_events
 from seatmeter.services import caps as caps_service
@@ -106,6 +106,8 @@ def _record(
         seen = _recorded_fingerprints(conn, org_id, sorted({e[0] for e in events}))
         # Per distinct instant of the batch: the fingerprint's timestamp text, the period, the value to bind.
         instants: dict[datetime, tuple[str, str, Any]] = {}
+        org_zone = zone(org.timezone)
+        periods: dict[date, str] = {}  # local date -> period key
         ids = new_ids("evt", len(events))
         recorded_at = to_db_time(conn, now)
         rows: list[tuple[Any, ...]] = []
@@ -120,7 +122,12 @@ def _record(
                 )
             instant = instants.get(at)
             if instant is None:
-                period = period_containing(at, org.timezone, org.billing_anchor_day).key
+                # The period depends only on the local date (period_containing reads nothing else), so it is
+                # computed once per local day even when every event has an instant of its own.
+                day = at.astimezone(org_zone).date()
+                period = periods.get(day)
+                if period is None:
+                    period = periods[day] = period_containing(at, org.timezone, org.billing_anchor_day).key
                 instant = instants[at] = (str(at.timestamp()), period, to_db_time(conn, at))
             timestamp, period, occurred_at = instant
             print_ = event_fingerprint(

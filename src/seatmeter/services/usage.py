@@ -8,20 +8,20 @@ from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from seatmeter.adapters import limits_repo, orgs_repo
+from seatmeter.adapters import limits_repo, orgs_repo, summary_repo
 from seatmeter.adapters.raw import Statement, to_db_time
 from seatmeter.adapters.sql import chunks, insert_rows
-from seatmeter.adapters.tables import ledger_entries, limit_accounts, members, usage_events
+from seatmeter.adapters.tables import ledger_entries, usage_events
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import Conflict, InvalidRequest
 from seatmeter.domain.ids import new_id, new_ids
 from seatmeter.domain.limits import CREDITS, ORGANIZATION, member_account
 from seatmeter.domain.money import Money
-from seatmeter.domain.periods import period_containing, zone
+from seatmeter.domain.organization import Organization
+from seatmeter.domain.periods import Period, period_containing, zone
 from seatmeter.domain.pricing import BatchPricer
 from seatmeter.domain.usage import EventFields, event_fingerprint, parse_events
 from seatmeter.services import caps as caps_service
@@ -227,7 +227,7 @@ _MEMBERS_SQLITE = Statement(
 def _recorded_fingerprints(conn: Any, org_id: str, keys: list[str]) -> dict[str, str]:
     """Idempotency key -> fingerprint, for the keys already recorded."""
     if conn.dialect.name == "postgresql":
-        return dict(_RECORDED_PG.run(conn, {"org": org_id, "keys": keys}))
+        return dict(_RECORDED_PG.run(conn, {"org": org_id, "keys": keys}).tuples())
     if "\x00" in "".join(keys):
         # SQLite's JSON functions end a string at an escaped NUL, so such keys would never be found: bind them.
         seen: dict[str, str] = {}
@@ -235,7 +235,7 @@ def _recorded_fingerprints(conn: Any, org_id: str, keys: list[str]) -> dict[str,
             sql = _RECORDED_SQLITE_BOUND + ", ".join("?" * len(chunk)) + ")"
             seen.update((key, print_) for key, print_ in conn.exec_driver_sql(sql, (org_id, *chunk)))
         return seen
-    return dict(_RECORDED_SQLITE.run(conn, {"org": org_id, "keys": json.dumps(keys)}))
+    return dict(_RECORDED_SQLITE.run(conn, {"org": org_id, "keys": json.dumps(keys)}).tuples())
 
 
 def _existing_members(conn: Any, org_id: str, member_ids: set[str]) -> set[str]:
@@ -244,7 +244,7 @@ def _existing_members(conn: Any, org_id: str, member_ids: set[str]) -> set[str]:
         rows = _MEMBERS_PG.run(conn, {"org": org_id, "ids": ids})
     else:
         rows = _MEMBERS_SQLITE.run(conn, {"org": org_id, "ids": json.dumps(ids)})
-    return {member_id for (member_id,) in rows}
+    return {member_id for (member_id,) in rows.tuples()}
 
 
 def usage_summary(app: App, principal: Principal, org_id: str, period_key: str | None = None) -> dict[str, Any]:
@@ -252,52 +252,49 @@ def usage_summary(app: App, principal: Principal, org_id: str, period_key: str |
     principal.require_member_of(org_id)
     now = app.clock.now()
     with app.uow() as uow:
-        conn = uow.conn
-        org = orgs_repo.get_organization(conn, org_id)
-        period = caps_service.current_period(conn, org_id, now, period_key)
-        rows = {
-            r.account: r
-            for r in conn.execute(
-                select(limit_accounts).where(
-                    limit_accounts.c.organization_id == org_id, limit_accounts.c.period.in_([period.key, ""])
-                )
-            )
-        }
-        caps_view = caps_service.caps_snapshot(conn, principal, org_id, period)
-        member_caps = {c["member_id"]: c for c in caps_view["members"]}
-        stmt = (
-            select(members.c.id, members.c.email, members.c.name)
-            .where(members.c.organization_id == org_id)
-            .order_by(members.c.created_at, members.c.id)
+        org = orgs_repo.get_organization(uow.conn, org_id)
+        period = caps_service.period_of(org, now, period_key)
+        sees_everyone = principal.is_operator or principal.is_owner
+        rows = summary_repo.read(uow.conn, org_id, period.key, None if sees_everyone else principal.member_id)
+    return _summary(org, period, rows)
+
+
+def _summary(org: Organization, period: Period, rows: summary_repo.SummaryRows) -> dict[str, Any]:
+    """Built after the transaction, as plain dicts, each distinct amount formatted once."""
+    text = caps_service.MoneyText()
+    caps_view, member_caps = caps_service.caps_view(period, rows, text)
+    limits = rows.limits
+    listed = []
+    for (mid, email, name), cap in zip(rows.members, member_caps, strict=True):
+        if cap is not None:  # the member's cap entry already shows their spend and held, from the same row
+            spend, held, limit, status = cap["spent"], cap["held"], cap["limit"], cap["status"]
+        else:
+            state = limits.get("member:" + mid)
+            spend, held = (text[0], text[0]) if state is None else (text[state[1]], text[state[2]])
+            limit, status = None, "ok"
+        listed.append(
+            {
+                "member_id": mid,
+                "email": email,
+                "name": name,
+                "spend": spend,
+                "held": held,
+                "cap": limit,
+                "cap_status": status,
+            }
         )
-        if not (principal.is_operator or principal.is_owner):
-            stmt = stmt.where(members.c.id == principal.member_id)
-        listed = []
-        for m in conn.execute(stmt):
-            row = rows.get(member_account(m.id))
-            cap = member_caps.get(m.id)
-            listed.append(
-                {
-                    "member_id": m.id,
-                    "email": m.email,
-                    "name": m.name,
-                    "spend": str(Money(row.posted_nano if row else 0)),
-                    "held": str(Money(row.held_nano if row else 0)),
-                    "cap": cap["limit"] if cap else None,
-                    "cap_status": cap["status"] if cap else "ok",
-                }
-            )
-        org_row = rows.get(ORGANIZATION)
-        out: dict[str, Any] = {
-            "period": period.key,
-            "period_start": period.start.isoformat(),
-            "period_end": period.end.isoformat(),
-            "total": str(Money(org_row.posted_nano if org_row else 0)),
-            "caps": caps_view,
-            "members": listed,
-        }
-        if org.self_serve and CREDITS in rows:
-            c = rows[CREDITS]
-            balance = Money(c.limit_nano - c.posted_nano)
-            out["credits"] = CreditBalance(balance, Money(c.held_nano), balance - Money(c.held_nano)).to_json()
-        return out
+    org_row = limits.get(ORGANIZATION)
+    out: dict[str, Any] = {
+        "period": period.key,
+        "period_start": period.start.isoformat(),
+        "period_end": period.end.isoformat(),
+        "total": text[0 if org_row is None else org_row[1]],
+        "caps": caps_view,
+        "members": listed,
+    }
+    credit_row = limits.get(CREDITS)
+    if org.self_serve and credit_row is not None:
+        limit_nano, posted_nano, held_nano = credit_row
+        balance = Money((limit_nano or 0) - posted_nano)
+        out["credits"] = CreditBalance(balance, Money(held_nano), balance - Money(held_nano)).to_json()
+    return out

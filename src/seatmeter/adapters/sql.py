@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["bulk_insert", "chunks", "insert_ignore", "upsert"]
+__all__ = ["bulk_insert", "chunks", "insert_ignore", "insert_rows", "upsert"]
 
 T = TypeVar("T")
 
@@ -53,23 +53,31 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     columns = list(table.c.keys())
     sqlite_dialect = conn.dialect.name == "sqlite"
-    mark = "?" if sqlite_dialect else "%s"
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
     # Only time columns need converting; look at the first row to find them, then touch only those.
     times = [i for i, c in enumerate(columns) if isinstance(rows[0][c], datetime)]
-    params = []
+    params: list[tuple[Any, ...]] = []
     for row in rows:
         values = [row[c] for c in columns]
         for i in times:
             values[i] = _driver_value(values[i], sqlite_dialect)
         params.append(tuple(values))
-    if sqlite_dialect:
-        conn.exec_driver_sql(sql, params)
+    insert_rows(conn, table, params)
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`bulk_insert` for rows already built as tuples of every column, in the table's order, with their times
+    converted by `raw.to_db_time`: the batch path builds them so, with no dict per row."""
+    if not rows:
+        return
+    columns = list(table.c.keys())
+    if conn.dialect.name == "sqlite":
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
+        conn.exec_driver_sql(sql, rows)
     else:
-        _copy(conn, table.name, columns, params)
+        _copy(conn, table.name, columns, rows)
 
 
-def _copy(conn: Connection, table_name: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+def _copy(conn: Connection, table_name: str, columns: list[str], rows: Sequence[tuple[Any, ...]]) -> None:
     """PostgreSQL's COPY, on the transaction's own connection: several times faster than executemany. A duplicate
     key fails the whole COPY, raised as SQLAlchemy's IntegrityError like any other insert."""
     dbapi_connection: Any = conn.connection.dbapi_connection

@@ -10,6 +10,7 @@ request, output included.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ from seatmeter.domain.money import Money
 
 __all__ = [
     "SERVICE_TIERS",
+    "BatchPricer",
     "TOKEN_KINDS",
     "Band",
     "ModelPrice",
@@ -249,6 +251,59 @@ class PriceBook:
         return Estimate(
             input_numerator=input_tokens * input_rate, output_rate=rates.output, max_output_tokens=max_output_tokens
         )
+
+
+class BatchPricer:
+    """`PriceBook.cost` for the many events of one batch, with the same results and the same errors.
+
+    Per model id, the versions that price it are looked up once and an event's version is found by bisection
+    on its instant; `Money.from_ratio` stays the one rounding function, called once per distinct ratio.
+    """
+
+    def __init__(self, book: PriceBook) -> None:
+        self.book = book
+        # model id -> (effective_from of each version listing the model, those (version id, price) in order)
+        self._models: dict[str, tuple[list[datetime], list[tuple[str, ModelPrice]]]] = {}
+        self._rounded: dict[tuple[int, int], int] = {}  # (numerator, denominator) -> nano-USD
+
+    def cost(
+        self,
+        model_id: str,
+        at: datetime,
+        service_tier: str,
+        input_tokens: int,
+        output_tokens: int,
+        cache_write_5m_tokens: int,
+        cache_write_1h_tokens: int,
+        cache_read_tokens: int,
+    ) -> tuple[int, str, str]:
+        """(cost in nano-USD, price version id, price-book model) of one event: `PriceBook.cost` in parts."""
+        versions = self._models.get(model_id)
+        if versions is None:
+            model = self.book.resolve(model_id)  # raises UnknownModel exactly as PriceBook.cost does
+            listed = [(v.effective_from, v.id, v.models[model]) for v in self.book.versions if model in v.models]
+            versions = self._models[model_id] = ([s for s, _, _ in listed], [(i, p) for _, i, p in listed])
+        starts, prices = versions
+        # The last version effective at or before `at`; among equal starts, the later one, as price_at picks.
+        index = bisect_right(starts, at) - 1
+        # Before the first version listing the model: price_at raises its "no price in effect" error.
+        version_id, price = prices[index] if index >= 0 else self.book.price_at(model_id, at)
+        if len(price.bands) == 1:
+            rates = price.bands[0].rates
+        else:
+            rates = price.rates_for(input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens)
+        numerator = (
+            input_tokens * rates.input
+            + cache_write_5m_tokens * rates.cache_write_5m
+            + cache_write_1h_tokens * rates.cache_write_1h
+            + cache_read_tokens * rates.cache_read
+            + output_tokens * rates.output
+        )
+        ratio = (numerator, TOKENS_PER_RATE_UNIT * _tier_divisor(service_tier))
+        nano = self._rounded.get(ratio)
+        if nano is None:
+            nano = self._rounded[ratio] = Money.from_ratio(*ratio).nano
+        return nano, version_id, price.model
 
 
 def _tier_divisor(service_tier: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -273,3 +274,30 @@ def test_another_organizations_keys_are_refused(api: Api, org: Org) -> None:
 
 def test_the_invoices_of_an_organization_that_does_not_exist_are_not_found(api: Api) -> None:
     refused(api.get("/v1/organizations/org_nobody/invoices", expect=404), "not_found")
+
+
+@pytest.mark.parametrize("where", ["hold key", "usage key", "usage member", "hold model", "member name"])
+def test_text_with_a_lone_surrogate_is_refused_as_invalid_request_and_writes_nothing(
+    api: Api, org: Org, where: str
+) -> None:
+    # JSON can spell a lone surrogate ("\ud800"); it is no character, no encoding can store it.
+    bad = "k-\ud800"
+    base = f"/v1/organizations/{org.id}"
+    path, key, body = {
+        "hold key": ("/holds", org.service_key, hold_body(org.owner_id, bad)),
+        "usage key": ("/usage", org.service_key, {"events": [event(org.owner_id, "ok"), event(org.owner_id, bad)]}),
+        "usage member": ("/usage", org.service_key, {"events": [event(bad, "e1")]}),
+        "hold model": ("/holds", org.service_key, hold_body(org.owner_id, model=bad)),
+        "member name": ("/members", org.owner_key, {"email": "x@example.com", "name": bad}),
+    }[where]
+    response = api.client.post(
+        f"{base}{path}",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        content=json.dumps(body).encode(),  # ASCII JSON: the surrogate travels as the escape \ud800
+    )
+    assert response.status_code == 400, response.text
+    # An unknown model is named as such; every other field is simply invalid.
+    refused(response.json(), "unknown_model" if where == "hold model" else "invalid_request")
+    untouched(api, org)
+    members = api.get(f"{base}/members", key=org.owner_key, expect=200)
+    assert all(m["email"] != "x@example.com" for m in members["data"])

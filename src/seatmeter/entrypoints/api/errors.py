@@ -75,6 +75,16 @@ def install(app: FastAPI) -> None:
             "Fix the request and send it again.",
         )
 
+    @app.exception_handler(UnicodeEncodeError)
+    async def _not_unicode(_: Request, exc: Any) -> JSONResponse:
+        # JSON can spell a lone surrogate ("\ud800"), which no encoding can store or hash. It fails before
+        # anything is committed (the unit of work rolls back), so nothing was written.
+        return error_response(
+            "invalid_request",
+            "a text in the request is not valid Unicode (it contains a lone surrogate such as \\ud800)",
+            "Fix the request and send it again.",
+        )
+
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: Any) -> JSONResponse:
         metrics.count("seatmeter_database_errors_total")

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from seatmeter.adapters.clock import Clock, SystemClock
 from seatmeter.adapters.db import create_db_engine, upgrade
+from seatmeter.services.key_cache import KeyCache
 from seatmeter.services.price_book import PriceBookCache, install_shipped_versions
 from seatmeter.services.uow import UnitOfWork
 from seatmeter.settings import Settings
@@ -21,9 +22,11 @@ class App:
     engine: Engine
     clock: Clock
     prices: PriceBookCache = field(init=False)
+    keys: KeyCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.prices = PriceBookCache(self.engine)
+        self.keys = KeyCache(self.settings.key_cache_s)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)

@@ -79,8 +79,9 @@ def stop_server(proc: subprocess.Popen[bytes], sig: int = 15) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
-    if proc.stderr:
-        proc.stderr.close()
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
 
 
 def _load(base: str, key: str, org: str, members: list[str], seconds: float, mode: str) -> dict[str, object]:

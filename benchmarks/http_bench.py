@@ -102,7 +102,13 @@ def _load(base: str, key: str, org: str, members: list[str], seconds: float, mod
         check=True,
         text=True,
     )
-    result: dict[str, object] = json.loads(out.stdout)
+    try:
+        result: dict[str, object] = json.loads(out.stdout)
+    except ValueError as exc:
+        raise RuntimeError(
+            f"the load generator's output is not one JSON line ({exc}): {len(out.stdout)} characters, "
+            f"{out.stdout.count(chr(10))} newlines; stderr: {out.stderr[-2000:]!r}"
+        ) from exc
     return result
 
 

@@ -193,4 +193,8 @@ if __name__ == "__main__":
     else:
         u, k, o, m, s, c, mode = sys.argv[1:8]
         result = uvloop.run(run_load(u, k, o, m.split(","), float(s), int(c), mode))
-        print(json.dumps(result))
+        result["latencies_ms"] = [round(x, 3) for x in result["latencies_ms"]]  # type: ignore[attr-defined]
+        # The event loop may leave stdout non-blocking: a write larger than the pipe's buffer would then be cut
+        # short while the reader is slow, and the JSON line arrive torn.
+        os.set_blocking(sys.stdout.fileno(), True)
+        print(json.dumps(result), flush=True)

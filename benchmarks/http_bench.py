@@ -4,7 +4,8 @@ one worker per CPU), load from another process (`benchmarks/load.py`: uvloop, ra
 `holds_http` runs on PostgreSQL when it is reachable (else SQLite); `holds_http_sqlite` always on SQLite, the
 embedded default. Each reports, from the same run: the raw limit `GET /healthz` through the same server and
 load generator; `GET /metrics` (the HTTP stack and FastAPI with no database at all); and the load generator's
-own ceiling against a fixed-answer asyncio server, so that "where does the time go" has numbers.
+own ceiling against a fixed-answer asyncio server; and the same concurrency of holds on the same organization
+with no HTTP (threads calling the service in-process), so that "where does the time go" has numbers.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 
 from benchmarks.common import (
     OPERATOR_KEY,
+    BenchOrg,
     fresh_postgres,
     fresh_sqlite,
     make_app,
@@ -31,6 +35,7 @@ from benchmarks.common import (
 from benchmarks.holds import check_no_overspend
 from benchmarks.registry import Result, Size, register
 from seatmeter.entrypoints.cli import default_workers
+from seatmeter.services import holds
 from seatmeter.services.organizations import create_service_key
 
 __all__ = ["free_port", "holds_http", "holds_http_sqlite", "load_ceiling", "start_server", "stop_server"]
@@ -132,6 +137,39 @@ def load_ceiling(seconds: float) -> float:
         stop_server(server)
 
 
+def _holds_in_process(url: str, org: BenchOrg, seconds: float) -> tuple[float, list[float]]:
+    """The same concurrency of holds on the same organization with no HTTP at all: CONCURRENCY threads calling
+    services.holds.authorize in this process. What the database allows; the difference is the HTTP stack's."""
+    app = make_app(url, db_pool_size=CONCURRENCY)
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    def work(k: int) -> None:
+        i = 0
+        while time.perf_counter() < deadline:
+            body = {
+                "idempotency_key": f"inproc-{uuid.uuid4().hex}",
+                "member_id": org.member_ids[(k + i) % 32],
+                "model": "claude-sonnet-4-5",
+                "surface": "api",
+                "estimate": {"amount": "0.01"},
+            }
+            started = time.perf_counter()
+            holds.authorize(app, org.service, org.id, body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            i += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(CONCURRENCY)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - started
+    app.engine.dispose()
+    return len(latencies) / took, latencies
+
+
 def _holds_http(name: str, size: Size, url: str, database: str) -> Result:
     seconds = size.pick(15, 2)
     app = make_app(url)
@@ -147,6 +185,7 @@ def _holds_http(name: str, size: Size, url: str, database: str) -> Result:
         stack = _load(base, key, org.id, org.member_ids, size.pick(5, 1), "get:/metrics")
     finally:
         stop_server(proc)
+    in_process, in_process_latencies = _holds_in_process(url, org, size.pick(8, 1))
     overspend = check_no_overspend(app, org.id)
     app.engine.dispose()
     latencies = holds["latencies_ms"]
@@ -167,6 +206,8 @@ def _holds_http(name: str, size: Size, url: str, database: str) -> Result:
         no_database_rps=round(_rate(stack), 1),
         no_database_is="GET /metrics",
         load_generator_ceiling_rps=round(load_ceiling(size.pick(3, 1)), 1),
+        no_http_holds_per_s=round(in_process, 1),
+        no_http_p99_ms=round(percentile(in_process_latencies, 99), 2),
         **overspend,
     )
 

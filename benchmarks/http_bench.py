@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -90,30 +91,11 @@ def stop_server(proc: subprocess.Popen[bytes], sig: int = 15) -> None:
 
 
 def _load(base: str, key: str, org: str, members: list[str], seconds: float, mode: str) -> dict[str, object]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.load",
-            base,
-            key,
-            org,
-            ",".join(members),
-            str(seconds),
-            str(CONCURRENCY),
-            mode,
-        ],
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    try:
-        result: dict[str, object] = json.loads(out.stdout)
-    except ValueError as exc:
-        raise RuntimeError(
-            f"the load generator's output is not one JSON line ({exc}): {len(out.stdout)} characters, "
-            f"{out.stdout.count(chr(10))} newlines; stderr: {out.stderr[-2000:]!r}"
-        ) from exc
+    with tempfile.TemporaryDirectory(prefix="seatmeter-load-") as tmp:
+        out = Path(tmp) / "result.json"
+        args = [base, key, org, ",".join(members), str(seconds), str(CONCURRENCY), mode, str(out)]
+        subprocess.run([sys.executable, "-m", "benchmarks.load", *args], capture_output=True, check=True)
+        result: dict[str, object] = json.loads(out.read_text())
     return result
 
 

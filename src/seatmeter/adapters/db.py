@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
 __all__ = ["create_db_engine", "is_postgres", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out (see _ping_when_idle).
+PING_AFTER_IDLE_S = 1.0
 
 
 def create_db_engine(url: str, *, pool_size: int = 20) -> Engine:
@@ -22,14 +27,59 @@ def create_db_engine(url: str, *, pool_size: int = 20) -> Engine:
         return _sqlite_engine(url, pool_size)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         # READ COMMITTED plus row locks taken in one fixed order is how limits are enforced (see services/holds.py).
         isolation_level="READ COMMITTED",
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it sat idle for more than PING_AFTER_IDLE_S.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: one round trip more per transaction, about a tenth of a
+    hold. A connection in steady use was just seen working; one that sat idle may have been closed by a database
+    restart, a failover or a firewall, and is replaced here before any statement runs on it. A connection that
+    dies between two transactions less than a second apart fails its first statement instead: SQLAlchemy sees
+    the disconnect, discards every pooled connection opened before it, and the request gets the documented 503.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE_S:
+            return
+        try:
+            dbapi_connection.execute("SELECT 1")
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"a pooled connection idle since a while failed its ping: {exc}") from exc
+
+
+class SQLiteImmediate(SQLiteDialect_pysqlite):
+    """pysqlite, with every transaction begun by `BEGIN IMMEDIATE`, straight on the driver.
+
+    Take the write lock at the start: a transaction that reads a limit and then writes it must not find the
+    database taken by another writer in between (SQLite has no row locks). A dialect method rather than a
+    "begin" event listener: any engine-level listener makes every connection join the engine's event dispatch
+    and fire it on begin and commit, which cost more than the statement itself on the hot path. A failure (busy
+    past the timeout, a read-only file) is raised by SQLAlchemy's begin() as its OperationalError, as before.
+    """
+
+    supports_statement_cache = True
+
+    def do_begin(self, dbapi_connection: Any) -> None:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+registry.register("sqlite.seatmeter_immediate", __name__, "SQLiteImmediate")
 
 
 def _sqlite_engine(url: str, pool_size: int = 20) -> Engine:
@@ -40,7 +90,7 @@ def _sqlite_engine(url: str, pool_size: int = 20) -> Engine:
     if not is_memory:
         pool = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": pool_size}
     engine = create_engine(
-        url,
+        make_url(url).set(drivername="sqlite+seatmeter_immediate"),
         connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
         **pool,
     )
@@ -54,17 +104,6 @@ def _sqlite_engine(url: str, pool_size: int = 20) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # Take the write lock at the start: a transaction that reads a limit and then writes it must not
-        # find the database taken by another writer in between (SQLite has no row locks).
-        # Straight on the driver: this runs for every transaction, and a failure (busy past the timeout, a
-        # read-only file) is raised by SQLAlchemy's begin() as its OperationalError all the same.
-        try:
-            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
 
     return engine
 

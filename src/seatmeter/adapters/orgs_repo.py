@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -65,7 +67,13 @@ def organization_and_member(conn: Connection, org_id: str, member_id: str) -> tu
     if row.member_id is None:
         raise NotFound(f"member {member_id!r} is not in organization {org_id!r}")
     term_start = row.term_start if isinstance(row.term_start, date) else date.fromisoformat(row.term_start)
-    prices = {k: Money.parse(v) for k, v in json.loads(row.seat_prices).items()}
     org = Organization(row.id, row.name, row.timezone, row.plan, row.channel, term_start, row.billing_anchor_day,
-                       prices)  # fmt: skip
+                       dict(_seat_prices(row.seat_prices)))  # fmt: skip
     return org, MemberSeat(row.member_id, row.seat_type)
+
+
+@functools.lru_cache(maxsize=1024)
+def _seat_prices(document: str) -> Mapping[str, Money]:
+    """The seat prices of a stored JSON document. Memoized on the document itself, never on the organization:
+    a price changed by any connection is a different document, parsed afresh."""
+    return {k: Money.parse(v) for k, v in json.loads(document).items()}

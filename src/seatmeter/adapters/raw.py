@@ -27,6 +27,8 @@ class Statement:
     def __init__(self, sql: str, *, postgres_suffix: str = "") -> None:
         self.sqlite = " ".join(sql.split())
         self.postgres = _NAMED.sub(r"%(\1)s", self.sqlite + (" " + postgres_suffix if postgres_suffix else ""))
+        # The row type of each dialect's answer, made on the first answer: the columns are the statement's own.
+        self._row_types: dict[str, Any] = {}
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> Rows:
         """Execute on the connection's own DBAPI cursor, inside the transaction the unit of work began.
@@ -34,43 +36,71 @@ class Statement:
         Driver errors are raised as SQLAlchemy's (IntegrityError, OperationalError...), as Core would raise them,
         so the callers' handling of replays and of a lost database is the same on both paths.
         """
-        is_postgres = conn.dialect.name == "postgresql"
-        sql = self.postgres if is_postgres else self.sqlite
+        dialect = conn.dialect
+        sql = self.postgres if dialect.name == "postgresql" else self.sqlite
         dbapi_connection = conn.connection.dbapi_connection
         if dbapi_connection is None:
             raise RuntimeError("the connection is closed")
+        # Both drivers take named parameters from a dict only; the callers build one per call, so no copy.
+        values = params if type(params) is dict else dict(params)
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(sql, dict(params))
-        except conn.dialect.loaded_dbapi.Error as exc:
+            cursor.execute(sql, values)
+        except dialect.loaded_dbapi.Error as exc:
             cursor.close()
-            raise DBAPIError.instance(sql, dict(params), exc, conn.dialect.loaded_dbapi.Error) from exc
-        return Rows(cursor)
+            raise DBAPIError.instance(sql, dict(params), exc, dialect.loaded_dbapi.Error) from exc
+        return Rows(cursor, self._row_types, dialect.name)
 
 
 class Rows:
     """The answer of a statement: its row count, and its rows as named tuples."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, row_types: dict[str, Any] | None = None, dialect_name: str = "") -> None:
         self.rowcount: int = cursor.rowcount
         self._cursor = cursor
+        self._row_types = {} if row_types is None else row_types
+        self._dialect_name = dialect_name
 
     def fetchall(self) -> list[Any]:
         cursor = self._cursor
         try:
             if cursor.description is None:
                 return []
-            row_type = _row_type(tuple(d[0] for d in cursor.description))
-            rows = [row_type._make(r) for r in cursor.fetchall()]
+            make = self._row_type()._make
+            rows = [make(r) for r in cursor.fetchall()]
         finally:
             cursor.close()
         if rows and self.rowcount < 0:
             self.rowcount = len(rows)
         return rows
 
+    def tuples(self) -> list[Any]:
+        """The rows as the driver's own tuples: for reads of thousands of rows, where a named tuple each costs."""
+        cursor = self._cursor
+        try:
+            return [] if cursor.description is None else list(cursor.fetchall())
+        finally:
+            cursor.close()
+
     def first(self) -> Any:
-        rows = self.fetchall()
-        return rows[0] if rows else None
+        """The first row, or None; the rest is not read (the statements that use it match one row at most)."""
+        cursor = self._cursor
+        try:
+            if cursor.description is None:
+                return None
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return self._row_type()._make(row)
+        finally:
+            cursor.close()
+
+    def _row_type(self) -> Any:
+        row_type = self._row_types.get(self._dialect_name)
+        if row_type is None:
+            row_type = _row_type(tuple(d[0] for d in self._cursor.description))
+            self._row_types[self._dialect_name] = row_type
+        return row_type
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchall())
@@ -84,7 +114,9 @@ def _row_type(names: tuple[str, ...]) -> Any:
 def to_db_time(conn: Connection, at: datetime) -> Any:
     if conn.dialect.name == "postgresql":
         return at
-    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")  # what SQLAlchemy writes
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
+    return at.replace(tzinfo=None).isoformat(" ", "microseconds")  # what SQLAlchemy writes
 
 
 def from_db_time(value: Any) -> datetime:

@@ -19,7 +19,7 @@ from typing import Any
 
 from seatmeter.domain.errors import InvalidRequest
 
-__all__ = ["NANO_PER_USD", "NANO_PER_CENT", "Money", "Rounding"]
+__all__ = ["NANO_PER_USD", "NANO_PER_CENT", "Money", "Rounding", "usd_text"]
 
 NANO_PER_USD = 1_000_000_000
 NANO_PER_CENT = 10_000_000
@@ -130,13 +130,17 @@ class Money:
         return Decimal(self.nano) / NANO_PER_USD
 
 
-@functools.lru_cache(maxsize=8192)
-def _decimal_string(nano: int) -> str:
-    # Cached: a summary of 10,000 members prints the same caps and zeros tens of thousands of times.
+def usd_text(nano: int) -> str:
+    """What `str(Money(nano))` gives, without making the Money: for callers that format thousands of amounts
+    and keep their own cache (the usage summary)."""
     sign = "-" if nano < 0 else ""
     whole, frac = divmod(abs(nano), NANO_PER_USD)
     digits = f"{frac:09d}".rstrip("0").ljust(2, "0")
     return f"{sign}{whole}.{digits}"
+
+
+# Cached: a summary of 10,000 members prints the same caps and zeros tens of thousands of times.
+_decimal_string = functools.lru_cache(maxsize=8192)(usd_text)
 
 
 def _same(other: object) -> Money:

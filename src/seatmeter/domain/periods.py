@@ -8,6 +8,7 @@ local midnight on the next anchor day, `[start, end)`. Anchors past a month's en
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -49,11 +50,11 @@ class Period:
     @property
     def start(self) -> datetime:
         """The first instant of the period, as an aware datetime in the organization's zone."""
-        return datetime.combine(self.start_date, time(0), tzinfo=zone(self.timezone))
+        return _midnight(self.start_date, self.timezone)
 
     @property
     def end(self) -> datetime:
-        return datetime.combine(self.end_date, time(0), tzinfo=zone(self.timezone))
+        return _midnight(self.end_date, self.timezone)
 
     def contains(self, at: datetime) -> bool:
         return self.start <= at < self.end
@@ -70,8 +71,15 @@ class Period:
         return (self.end_date - self.start_date).days
 
 
+# Both are pure functions of their arguments, called for every hold (the period and its end): memoized.
+@functools.lru_cache(maxsize=4096)
 def _anchor_date(year: int, month: int, anchor_day: int) -> date:
     return date(year, month, min(anchor_day, calendar.monthrange(year, month)[1]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _midnight(day: date, timezone: str) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone(timezone))
 
 
 def period_containing(at: datetime, timezone: str, anchor_day: int = 1) -> Period:

@@ -5,20 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
-from seatmeter.adapters import limits_repo, orgs_repo
+from seatmeter.adapters import limits_repo, orgs_repo, summary_repo
 from seatmeter.adapters.sql import upsert
-from seatmeter.adapters.tables import caps, limit_accounts, members
+from seatmeter.adapters.summary_repo import SummaryRows
+from seatmeter.adapters.tables import caps
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import InvalidRequest
 from seatmeter.domain.limits import ORGANIZATION, LimitState, member_account
-from seatmeter.domain.money import Money
+from seatmeter.domain.money import Money, usd_text
+from seatmeter.domain.organization import Organization
 from seatmeter.domain.periods import Period, parse_period_key, period_containing
 from seatmeter.services import notifications
 from seatmeter.services.uow import UnitOfWork
 
-__all__ = ["cap_json", "caps_snapshot", "clear_member_cap", "current_period", "list_caps", "parse_limit", "set_cap"]
+__all__ = [
+    "MoneyText",
+    "cap_json",
+    "caps_snapshot",
+    "caps_view",
+    "clear_member_cap",
+    "current_period",
+    "list_caps",
+    "parse_limit",
+    "period_of",
+    "set_cap",
+]
 
 MAX_CAP = Money.parse("1000000000")
 
@@ -118,7 +131,11 @@ def cap_json(state: LimitState | None, limit_nano: int | None) -> dict[str, Any]
 
 
 def current_period(conn: Any, org_id: str, now: datetime, key: str | None = None) -> Period:
-    org = orgs_repo.get_organization(conn, org_id)
+    return period_of(orgs_repo.get_organization(conn, org_id), now, key)
+
+
+def period_of(org: Organization, now: datetime, key: str | None = None) -> Period:
+    """The period `key` names (YYYY-MM), or the one containing `now`, in the organization's calendar."""
     if key is None:
         return period_containing(now, org.timezone, org.billing_anchor_day)
     return parse_period_key(key, org.timezone, org.billing_anchor_day)
@@ -136,44 +153,69 @@ def list_caps(
 
 
 def caps_snapshot(conn: Any, principal: Principal, org_id: str, period: Period) -> dict[str, Any]:
-    config = {
-        (r.scope, r.member_id): r.limit_nano for r in conn.execute(select(caps).where(caps.c.organization_id == org_id))
-    }
-    states = {
-        r.account: LimitState(r.account, r.limit_nano, r.posted_nano, r.held_nano)
-        for r in conn.execute(
-            select(limit_accounts).where(
-                limit_accounts.c.organization_id == org_id, limit_accounts.c.period == period.key
-            )
-        )
-    }
+    rows = summary_repo.read(conn, org_id, period.key, None if _sees_everyone(principal) else principal.member_id)
+    return caps_view(period, rows, MoneyText())[0]
+
+
+def _sees_everyone(principal: Principal) -> bool:
+    return principal.is_operator or principal.is_owner
+
+
+class MoneyText(dict[int, str]):
+    """Amounts as text, formatted once per distinct amount: a summary prints the same caps and zeros 10,000 times."""
+
+    def __missing__(self, nano: int) -> str:
+        text = self[nano] = usd_text(nano)
+        return text
+
+
+def caps_view(period: Period, rows: SummaryRows, text: MoneyText) -> tuple[dict[str, Any], list[dict[str, Any] | None]]:
+    """The caps of the period as `cap_json` shows them, for the members read (the caller read only those the
+    principal may see); and for each member read, in the same order, their entry or None if they have no cap.
+
+    A member is listed when they have a cap of their own (even unlimited) or there is a default member cap. A
+    period row keeps the ceiling it had, so a past period shows the cap as it stood then.
+    """
+    config, limits = rows.caps, rows.limits
     default = config.get(("member_default", ""))
-    member_rows = (
-        conn.execute(
-            select(members.c.id).where(members.c.organization_id == org_id).order_by(members.c.created_at, members.c.id)
-        )
-        .scalars()
-        .all()
-    )
-    listed = []
-    for mid in member_rows:
-        if not principal.can_see_member(org_id, mid):
-            continue
+    listed: list[dict[str, Any]] = []
+    by_member: list[dict[str, Any] | None] = []
+    for mid, _email, _name in rows.members:
         own = ("member", mid) in config
-        limit = config[("member", mid)] if own else default
-        if limit is None and not own:
+        if not own and default is None:
+            by_member.append(None)
             continue
-        state = states.get(member_account(mid))
-        # A period row keeps the ceiling it had; a past period shows the cap as it stood then.
-        shown = state.limit_nano if state is not None else limit
-        listed.append({"member_id": mid, "source": "member" if own else "default", **cap_json(state, shown)})
-    org_state = states.get(ORGANIZATION)
+        state = limits.get("member:" + mid)
+        if state is None:
+            shown, posted, held = config[("member", mid)] if own else default, 0, 0
+        else:
+            shown, posted, held = state
+        if shown is None:
+            limit_text, remaining, status = None, None, "ok"
+        else:
+            room = shown - posted - held
+            room = room if room > 0 else 0
+            limit_text, remaining, status = text[shown], text[room], ("reached" if room == 0 else "ok")
+        entry = {
+            "member_id": mid,
+            "source": "member" if own else "default",
+            "limit": limit_text,
+            "spent": text[posted],
+            "held": text[held],
+            "remaining": remaining,
+            "status": status,
+        }
+        listed.append(entry)
+        by_member.append(entry)
+    org = limits.get(ORGANIZATION)
+    org_state = None if org is None else LimitState(ORGANIZATION, *org)
     org_limit = org_state.limit_nano if org_state is not None else config.get(("organization", ""))
-    return {
+    view = {
         "period": period.key,
         "period_start": period.start.isoformat(),
         "period_end": period.end.isoformat(),
         "organization": cap_json(org_state, org_limit),
-        "member_default": {"limit": None if default is None else str(Money(default))},
+        "member_default": {"limit": None if default is None else text[default]},
         "members": listed,
     }
+    return view, by_member

@@ -9,17 +9,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from seatmeter.adapters import limits_repo, orgs_repo
+from seatmeter.adapters import limits_repo, orgs_repo, summary_repo
 from seatmeter.adapters.raw import Statement
 from seatmeter.adapters.sql import bulk_insert, chunks
-from seatmeter.adapters.tables import ledger_entries, limit_accounts, members, usage_events
+from seatmeter.adapters.tables import ledger_entries, members, usage_events
 from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import Conflict, InvalidRequest
 from seatmeter.domain.ids import new_id
 from seatmeter.domain.limits import CREDITS, ORGANIZATION, member_account
 from seatmeter.domain.money import Money
-from seatmeter.domain.periods import period_containing
+from seatmeter.domain.organization import Organization
+from seatmeter.domain.periods import Period, period_containing
 from seatmeter.domain.usage import UsageEvent, parse_event
 from seatmeter.services import caps as caps_service
 from seatmeter.services import notifications
@@ -186,52 +187,49 @@ def usage_summary(app: App, principal: Principal, org_id: str, period_key: str |
     principal.require_member_of(org_id)
     now = app.clock.now()
     with app.uow() as uow:
-        conn = uow.conn
-        org = orgs_repo.get_organization(conn, org_id)
-        period = caps_service.current_period(conn, org_id, now, period_key)
-        rows = {
-            r.account: r
-            for r in conn.execute(
-                select(limit_accounts).where(
-                    limit_accounts.c.organization_id == org_id, limit_accounts.c.period.in_([period.key, ""])
-                )
-            )
-        }
-        caps_view = caps_service.caps_snapshot(conn, principal, org_id, period)
-        member_caps = {c["member_id"]: c for c in caps_view["members"]}
-        stmt = (
-            select(members.c.id, members.c.email, members.c.name)
-            .where(members.c.organization_id == org_id)
-            .order_by(members.c.created_at, members.c.id)
+        org = orgs_repo.get_organization(uow.conn, org_id)
+        period = caps_service.period_of(org, now, period_key)
+        sees_everyone = principal.is_operator or principal.is_owner
+        rows = summary_repo.read(uow.conn, org_id, period.key, None if sees_everyone else principal.member_id)
+    return _summary(org, period, rows)
+
+
+def _summary(org: Organization, period: Period, rows: summary_repo.SummaryRows) -> dict[str, Any]:
+    """Built after the transaction, as plain dicts, each distinct amount formatted once."""
+    text = caps_service.MoneyText()
+    caps_view, member_caps = caps_service.caps_view(period, rows, text)
+    limits = rows.limits
+    listed = []
+    for (mid, email, name), cap in zip(rows.members, member_caps, strict=True):
+        if cap is not None:  # the member's cap entry already shows their spend and held, from the same row
+            spend, held, limit, status = cap["spent"], cap["held"], cap["limit"], cap["status"]
+        else:
+            state = limits.get("member:" + mid)
+            spend, held = (text[0], text[0]) if state is None else (text[state[1]], text[state[2]])
+            limit, status = None, "ok"
+        listed.append(
+            {
+                "member_id": mid,
+                "email": email,
+                "name": name,
+                "spend": spend,
+                "held": held,
+                "cap": limit,
+                "cap_status": status,
+            }
         )
-        if not (principal.is_operator or principal.is_owner):
-            stmt = stmt.where(members.c.id == principal.member_id)
-        listed = []
-        for m in conn.execute(stmt):
-            row = rows.get(member_account(m.id))
-            cap = member_caps.get(m.id)
-            listed.append(
-                {
-                    "member_id": m.id,
-                    "email": m.email,
-                    "name": m.name,
-                    "spend": str(Money(row.posted_nano if row else 0)),
-                    "held": str(Money(row.held_nano if row else 0)),
-                    "cap": cap["limit"] if cap else None,
-                    "cap_status": cap["status"] if cap else "ok",
-                }
-            )
-        org_row = rows.get(ORGANIZATION)
-        out: dict[str, Any] = {
-            "period": period.key,
-            "period_start": period.start.isoformat(),
-            "period_end": period.end.isoformat(),
-            "total": str(Money(org_row.posted_nano if org_row else 0)),
-            "caps": caps_view,
-            "members": listed,
-        }
-        if org.self_serve and CREDITS in rows:
-            c = rows[CREDITS]
-            balance = Money(c.limit_nano - c.posted_nano)
-            out["credits"] = CreditBalance(balance, Money(c.held_nano), balance - Money(c.held_nano)).to_json()
-        return out
+    org_row = limits.get(ORGANIZATION)
+    out: dict[str, Any] = {
+        "period": period.key,
+        "period_start": period.start.isoformat(),
+        "period_end": period.end.isoformat(),
+        "total": text[0 if org_row is None else org_row[1]],
+        "caps": caps_view,
+        "members": listed,
+    }
+    credit_row = limits.get(CREDITS)
+    if org.self_serve and credit_row is not None:
+        limit_nano, posted_nano, held_nano = credit_row
+        balance = Money((limit_nano or 0) - posted_nano)
+        out["credits"] = CreditBalance(balance, Money(held_nano), balance - Money(held_nano)).to_json()
+    return out

@@ -1,4 +1,12 @@
-"""Holds per second and p99 latency through `seatmeter serve` (2 workers, PostgreSQL), load from another process."""
+"""Holds per second and p50/p99 latency through `seatmeter serve` (its production settings: uvloop, httptools,
+one worker per CPU), load from another process (`benchmarks/load.py`: uvloop, raw keep-alive HTTP/1.1).
+
+`holds_http` runs on PostgreSQL when it is reachable (else SQLite); `holds_http_sqlite` always on SQLite, the
+embedded default. Each reports, from the same run: the raw limit `GET /healthz` through the same server and
+load generator; `GET /metrics` (the HTTP stack and FastAPI with no database at all); and the load generator's
+own ceiling against a fixed-answer asyncio server; and the same concurrency of holds on the same organization
+with no HTTP (threads calling the service in-process), so that "where does the time go" has numbers.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +15,17 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 
 from benchmarks.common import (
     OPERATOR_KEY,
+    BenchOrg,
     fresh_postgres,
     fresh_sqlite,
     make_app,
@@ -21,12 +33,14 @@ from benchmarks.common import (
     percentile,
     postgres_available,
 )
+from benchmarks.holds import check_no_overspend
 from benchmarks.registry import Result, Size, register
+from seatmeter.entrypoints.cli import default_workers
+from seatmeter.services import holds
 from seatmeter.services.organizations import create_service_key
 
-__all__ = ["free_port", "holds_http", "start_server", "stop_server"]
+__all__ = ["free_port", "holds_http", "holds_http_sqlite", "load_ceiling", "start_server", "stop_server"]
 
-WORKERS = 2
 CONCURRENCY = 32
 
 
@@ -36,12 +50,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(url: str, port: int, workers: int = WORKERS, **env: str) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int = 0, **env: str) -> subprocess.Popen[bytes]:
+    """`seatmeter serve` with its production settings; `workers=0` is its default (one per CPU)."""
     seatmeter = Path(sys.executable).with_name("seatmeter")
     environ = {**os.environ, "SEATMETER_DATABASE_URL": url, "SEATMETER_OPERATOR_KEY": OPERATOR_KEY, **env}
     proc = subprocess.Popen(
         [str(seatmeter), "serve", "--port", str(port), "--workers", str(workers)],
-        env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -67,43 +85,122 @@ def stop_server(proc: subprocess.Popen[bytes], sig: int = 15) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
-    if proc.stderr:
-        proc.stderr.close()
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
 
 
 def _load(base: str, key: str, org: str, members: list[str], seconds: float, mode: str) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.load", base, key, org, ",".join(members), str(seconds), str(CONCURRENCY),
-         mode], capture_output=True, check=True, text=True,
-    )
-    result: dict[str, object] = json.loads(out.stdout)
+    with tempfile.TemporaryDirectory(prefix="seatmeter-load-") as tmp:
+        out = Path(tmp) / "result.json"
+        args = [base, key, org, ",".join(members), str(seconds), str(CONCURRENCY), mode, str(out)]
+        subprocess.run([sys.executable, "-m", "benchmarks.load", *args], capture_output=True, check=True)
+        result: dict[str, object] = json.loads(out.read_text())
     return result
 
 
-@register("holds_http")
-def holds_http(size: Size) -> Result:
+def _rate(run: dict[str, object]) -> float:
+    return float(run["done"]) / float(run["seconds"])  # type: ignore[arg-type]
+
+
+def load_ceiling(seconds: float) -> float:
+    """Requests/s the load generator reaches against a fixed-answer asyncio server (its own limit, same cores)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.load", "--trivial-server", str(port)],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()  # "ready"
+        return _rate(_load(f"http://127.0.0.1:{port}", "-", "-", ["-"], seconds, "healthz"))
+    finally:
+        stop_server(server)
+
+
+def _holds_in_process(url: str, org: BenchOrg, seconds: float) -> tuple[float, list[float]]:
+    """The same concurrency of holds on the same organization with no HTTP at all: CONCURRENCY threads calling
+    services.holds.authorize in this process. What the database allows; the difference is the HTTP stack's."""
+    app = make_app(url, db_pool_size=CONCURRENCY)
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    def work(k: int) -> None:
+        i = 0
+        while time.perf_counter() < deadline:
+            body = {
+                "idempotency_key": f"inproc-{uuid.uuid4().hex}",
+                "member_id": org.member_ids[(k + i) % 32],
+                "model": "claude-sonnet-4-5",
+                "surface": "api",
+                "estimate": {"amount": "0.01"},
+            }
+            started = time.perf_counter()
+            holds.authorize(app, org.service, org.id, body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            i += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(CONCURRENCY)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - started
+    app.engine.dispose()
+    return len(latencies) / took, latencies
+
+
+def _holds_http(name: str, size: Size, url: str, database: str) -> Result:
     seconds = size.pick(15, 2)
-    pg = postgres_available(size.postgres_url) is None
-    url = fresh_postgres(size.postgres_url) if pg else fresh_sqlite()
     app = make_app(url)
     org = make_org(app, members_n=32)
     key = create_service_key(app.uow(), org.owner, org.id, app.clock.now())
-    app.engine.dispose()
     port = free_port()
     proc = start_server(url, port)
     try:
         base = f"http://127.0.0.1:{port}"
-        _load(base, key, org.id, org.member_ids, 1, "holds")  # warm both workers
+        _load(base, key, org.id, org.member_ids, 1, "holds")  # warm every worker
         holds = _load(base, key, org.id, org.member_ids, seconds, "holds")
         health = _load(base, key, org.id, org.member_ids, seconds, "healthz")
+        stack = _load(base, key, org.id, org.member_ids, size.pick(5, 1), "get:/metrics")
     finally:
         stop_server(proc)
+    in_process, in_process_latencies = _holds_in_process(url, org, size.pick(8, 1))
+    overspend = check_no_overspend(app, org.id)
+    app.engine.dispose()
     latencies = holds["latencies_ms"]
     assert isinstance(latencies, list)
-    value = float(holds["done"]) / float(holds["seconds"])  # type: ignore[arg-type]
-    raw = float(health["done"]) / float(health["seconds"])  # type: ignore[arg-type]
     return Result.throughput(
-        "holds_http", value, raw, "holds/s", p99_ms=round(percentile(latencies, 99), 2),
-        p50_ms=round(percentile(latencies, 50), 2), errors=holds["errors"], workers=WORKERS,
-        concurrency=CONCURRENCY, database="postgresql" if pg else "sqlite", raw_limit_is="GET /healthz",
+        name,
+        _rate(holds),
+        _rate(health),
+        "holds/s",
+        p99_ms=round(percentile(latencies, 99), 2),
+        p50_ms=round(percentile(latencies, 50), 2),
+        errors=holds["errors"],
+        error_statuses=holds["error_statuses"],
+        workers=default_workers(),
+        concurrency=CONCURRENCY,
+        database=database,
+        raw_limit_is="GET /healthz",
+        no_database_rps=round(_rate(stack), 1),
+        no_database_is="GET /metrics",
+        load_generator_ceiling_rps=round(load_ceiling(size.pick(3, 1)), 1),
+        no_http_holds_per_s=round(in_process, 1),
+        no_http_p99_ms=round(percentile(in_process_latencies, 99), 2),
+        **overspend,
     )
+
+
+@register("holds_http")
+def holds_http(size: Size) -> Result:
+    pg = postgres_available(size.postgres_url) is None
+    url = fresh_postgres(size.postgres_url) if pg else fresh_sqlite()
+    return _holds_http("holds_http", size, url, "postgresql" if pg else "sqlite")
+
+
+@register("holds_http_sqlite")
+def holds_http_sqlite(size: Size) -> Result:
+    return _holds_http("holds_http_sqlite", size, fresh_sqlite(), "sqlite")

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from seatmeter.adapters.clock import Clock, SystemClock
 from seatmeter.adapters.db import create_db_engine, upgrade
+from seatmeter.services.key_cache import KeyCache
 from seatmeter.services.price_book import PriceBookCache, install_shipped_versions
 from seatmeter.services.uow import UnitOfWork
 from seatmeter.settings import Settings
@@ -26,12 +27,14 @@ class App:
     clock: Clock
     prices: PriceBookCache = field(init=False)
     hold_batches: HoldBatches = field(init=False, repr=False)  # group commit of holds, one per process
+    keys: KeyCache = field(init=False)
 
     def __post_init__(self) -> None:
         from seatmeter.services.hold_batches import HoldBatches  # noqa: PLC0415 - it imports App
 
         self.prices = PriceBookCache(self.engine)
         self.hold_batches = HoldBatches(self)
+        self.keys = KeyCache(self.settings.key_cache_s)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)

@@ -18,6 +18,7 @@ class Settings:
     operator_key: str = field(default_factory=lambda: _env("OPERATOR_KEY", ""))
     hold_timeout_s: int = field(default_factory=lambda: int(_env("HOLD_TIMEOUT_S", "600")))
     db_pool_size: int = field(default_factory=lambda: int(_env("DB_POOL_SIZE", "20")))
+    key_cache_s: float = field(default_factory=lambda: float(_env("KEY_CACHE_S", "5")))
     session_secret: str = field(default_factory=lambda: _env("SESSION_SECRET", ""))
     anthropic_upstream: str = field(default_factory=lambda: _env("ANTHROPIC_UPSTREAM", "https://api.anthropic.com"))
     anthropic_api_key: str = field(default_factory=lambda: _env("ANTHROPIC_API_KEY", ""))

@@ -76,21 +76,35 @@ def _print_json(data: Any) -> None:
     console.print_json(json.dumps(data, default=str))
 
 
+def default_workers() -> int:
+    """One worker process per CPU this process may run on: a worker is one Python interpreter (one core at most)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: int = typer.Option(1, help="worker processes (each with its own database pool)"),
+    workers: int = typer.Option(
+        0, help="worker processes, each with its own database pool (0: one per CPU available to this process)"
+    ),
+    access_log: bool = typer.Option(False, help="log every request (costs CPU per request; off in production)"),
+    keep_alive_s: int = typer.Option(
+        75, help="seconds an idle keep-alive connection stays open (longer than a load balancer's idle timeout)"
+    ),
+    backlog: int = typer.Option(2048, help="connections the kernel queues before the server accepts them"),
 ) -> None:
-    """Serve the API, the dashboard and /openapi.json."""
+    """Serve the API, the dashboard and /openapi.json (uvloop and httptools, one worker per CPU by default)."""
     import uvicorn
 
     settings = Settings()
     from seatmeter.adapters.db import upgrade
 
     upgrade(settings.database_url)
+    workers = workers or default_workers()
     console.print(
-        f"seatmeter on http://{host}:{port}  (API docs: http://{host}:{port}/docs, database: {settings.database_url})"
+        f"seatmeter on http://{host}:{port}  (API docs: http://{host}:{port}/docs, database: {settings.database_url},"
+        f" {workers} worker{'s' if workers != 1 else ''})"
     )
     uvicorn.run(
         "seatmeter.entrypoints.api.app:serve_app",
@@ -98,8 +112,12 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
-        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        log_level="info" if access_log else "warning",
+        access_log=access_log,
+        timeout_keep_alive=keep_alive_s,
+        backlog=backlog,
     )
 
 

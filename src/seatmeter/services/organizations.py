@@ -26,12 +26,14 @@ from seatmeter.domain.organization import (
     validate_seat_prices,
     validate_timezone,
 )
+from seatmeter.services.key_cache import KeyCache
 from seatmeter.services.uow import UnitOfWork
 
 __all__ = [
     "CreatedMember",
     "add_member",
     "authenticate",
+    "known_principal",
     "principal_for_key_hash",
     "create_organization",
     "create_service_key",
@@ -196,13 +198,31 @@ def issue_member_key(uow: UnitOfWork, principal: Principal, org_id: str, member_
     return key
 
 
-def authenticate(uow: UnitOfWork, key: str | None, operator_key: str) -> Principal:
+def authenticate(uow: UnitOfWork, key: str | None, operator_key: str, cache: KeyCache | None = None) -> Principal:
+    digest, known = _without_database(key, operator_key, cache)
+    if known is not None:
+        return known
+    if cache is None:
+        return principal_for_key_hash(uow, digest)
+    started = cache.read_started()  # before the read: the cache's bound counts from here
+    found = principal_for_key_hash(uow, digest)
+    cache.put(digest, found, started)
+    return found
+
+
+def known_principal(key: str | None, operator_key: str, cache: KeyCache | None = None) -> Principal | None:
+    """The principal behind `key` when it is known without the database (the operator's key, or a key read less
+    than the cache's bound ago), else None. Raises Unauthenticated when there is no key at all."""
+    return _without_database(key, operator_key, cache)[1]
+
+
+def _without_database(key: str | None, operator_key: str, cache: KeyCache | None) -> tuple[str, Principal | None]:
     if not key:
         raise Unauthenticated("no API key: send Authorization: Bearer <key>")
     digest = hash_key(key)
     if operator_key and hmac.compare_digest(digest, hash_key(operator_key)):
-        return Principal(PrincipalKind.OPERATOR)
-    return principal_for_key_hash(uow, digest)
+        return digest, Principal(PrincipalKind.OPERATOR)
+    return digest, cache.get(digest) if cache is not None else None
 
 
 def principal_for_key_hash(uow: UnitOfWork, digest: str) -> Principal:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
 
@@ -22,9 +22,19 @@ from seatmeter.entrypoints.gateway.routes import router as gateway_router
 from seatmeter.entrypoints.web import routes as web
 from seatmeter.services.holds import expire_holds
 
-__all__ = ["create_app", "serve_app"]
+__all__ = ["HOT_PATHS", "create_app", "serve_app"]
 
 EXPIRY_INTERVAL_S = 5.0
+# The requests every metered call makes. FastAPI matches a request against the routes in order, twice through an
+# included router (once to pick the router, once inside it); in the profile of a hold that was a fifth of the
+# request's time with these near the end of the core router. No other route's path can match theirs
+# (tests/e2e/test_route_order.py), so moving them first changes only the time to find them.
+HOT_PATHS = (
+    "/v1/organizations/{org}/holds",
+    "/v1/organizations/{org}/holds/{hold}/settle",
+    "/v1/organizations/{org}/holds/{hold}/void",
+    "/v1/organizations/{org}/usage",
+)
 
 
 def create_app(app: App | None = None) -> FastAPI:
@@ -37,6 +47,7 @@ def create_app(app: App | None = None) -> FastAPI:
     )
     api.state.seatmeter = seatmeter
     errors.install(api)
+    _hot_routes_first(core_router)
     api.include_router(core_router)
     api.include_router(billing_router)
     web.install(api)  # notifications API and the /app dashboard
@@ -54,6 +65,11 @@ def create_app(app: App | None = None) -> FastAPI:
         return metrics.render()
 
     return api
+
+
+def _hot_routes_first(router: APIRouter) -> None:
+    """Move the hot routes to the front, keeping every other route's order (idempotent: a stable sort)."""
+    router.routes.sort(key=lambda route: getattr(route, "path", "") not in HOT_PATHS)
 
 
 ERROR_SCHEMA: dict[str, Any] = {

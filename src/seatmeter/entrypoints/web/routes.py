@@ -24,7 +24,7 @@ from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import SeatmeterError, Unauthenticated
 from seatmeter.domain.ids import hash_key
 from seatmeter.domain.money import Money
-from seatmeter.entrypoints.api.deps import get_app
+from seatmeter.entrypoints.api.deps import app_of, get_app
 from seatmeter.entrypoints.api.routes_notify import router as notify_router
 from seatmeter.entrypoints.web import session as sessions
 from seatmeter.entrypoints.web.charts import PALETTE, Series, render_daily_chart
@@ -76,7 +76,7 @@ async def _to_sign_in(_: Request, __: Exception) -> Response:
 
 
 def viewer(request: Request) -> Viewer:
-    app = get_app(request)
+    app = app_of(request)
     cookie = request.cookies.get(sessions.COOKIE)
     found = sessions.decode(_secret(app), cookie, int(time.time()))
     if found is None or cookie is None:

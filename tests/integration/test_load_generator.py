@@ -1,0 +1,68 @@
+"""The benchmark's load generator (benchmarks/load.py) at tiny sizes: it counts what it sends, every hold it
+sends is a new one, and its fixed-answer server (its own ceiling) answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import uvloop
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from benchmarks.http_bench import free_port, stop_server
+from benchmarks.load import run_load
+from seatmeter.adapters.tables import holds
+from seatmeter.adapters.threaded_server import serve_in_thread
+from seatmeter.bootstrap import App
+from seatmeter.entrypoints.api.app import create_app
+from tests.conftest import Api, create_org
+
+
+def test_the_load_generator_reaches_its_fixed_answer_server_without_errors() -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.load", "--trivial-server", str(port)],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
+        result = uvloop.run(run_load(f"http://127.0.0.1:{port}", "-", "-", ["-"], 0.3, 4, "healthz"))
+    finally:
+        stop_server(server)
+    assert result["errors"] == 0 and result["done"] > 100
+    assert len(result["latencies_ms"]) == result["done"]  # type: ignore[arg-type]
+
+
+def test_every_hold_the_load_generator_sends_is_granted_once_and_counted(app: App) -> None:
+    api_app = create_app(app)
+    with TestClient(api_app) as client:
+        api = Api(client)
+        org = create_org(api)
+        api.post(
+            f"/v1/organizations/{org.id}/credits/purchases",
+            {"amount": "1000.00", "idempotency_key": "load-credits"},
+            key=org.owner_key,
+            expect=201,
+        )
+    with serve_in_thread(api_app) as base:
+        result = uvloop.run(run_load(base, org.service_key, org.id, [org.owner_id], 0.5, 4, "holds"))
+        health = uvloop.run(run_load(base, org.service_key, org.id, [], 0.2, 2, "healthz"))
+        stack = uvloop.run(run_load(base, org.service_key, org.id, [], 0.2, 2, "get:/metrics"))
+    assert result["errors"] == 0 and result["done"] > 0, result["error_statuses"]
+    with app.engine.connect() as conn:
+        count, keys = conn.execute(
+            select(func.count(), func.count(holds.c.idempotency_key.distinct())).where(
+                holds.c.organization_id == org.id
+            )
+        ).one()
+    assert count == keys == result["done"]  # each answer a new hold: no replay, nothing lost or double-counted
+    assert health["errors"] == 0 and health["done"] > 0
+    assert stack["errors"] == 0 and stack["done"] > 0
+
+
+def test_a_refused_request_is_counted_as_an_error_with_its_status(app: App) -> None:
+    with serve_in_thread(create_app(app)) as base:
+        result = uvloop.run(run_load(base, "not-a-key", "org_x", [], 0.2, 2, "get:/v1/organizations/org_x"))
+    assert result["done"] == 0 and result["errors"] > 0 and result["error_statuses"] == [401]

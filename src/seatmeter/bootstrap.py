@@ -36,8 +36,8 @@ class App:
         self.hold_batches = HoldBatches(self)
         self.keys = KeyCache(self.settings.key_cache_s)
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
+    def uow(self, *, read_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, read_only=read_only)
 
 
 def build(settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True) -> App:

@@ -15,9 +15,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
-__all__ = ["create_db_engine", "is_postgres", "upgrade"]
+__all__ = ["READ_ONLY", "create_db_engine", "is_postgres", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Set in a pooled connection's info for the next begin only: a read-only unit of work (services/uow.py).
+READ_ONLY = "seatmeter_read_only"
 # A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out (see _ping_when_idle).
 PING_AFTER_IDLE_S = 1.0
 
@@ -71,12 +73,15 @@ class SQLiteImmediate(SQLiteDialect_pysqlite):
     "begin" event listener: any engine-level listener makes every connection join the engine's event dispatch
     and fire it on begin and commit, which cost more than the statement itself on the hot path. A failure (busy
     past the timeout, a read-only file) is raised by SQLAlchemy's begin() as its OperationalError, as before.
+    A read-only unit of work begins deferred instead: in WAL mode a snapshot that never blocks a writer.
     """
 
     supports_statement_cache = True
 
     def do_begin(self, dbapi_connection: Any) -> None:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+        # SQLAlchemy hands the pool's proxy of the connection: its `info` carries the read-only flag.
+        info = getattr(dbapi_connection, "info", None)
+        dbapi_connection.execute("BEGIN" if info and info.get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 registry.register("sqlite.seatmeter_immediate", __name__, "SQLiteImmediate")

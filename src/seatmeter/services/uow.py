@@ -7,21 +7,34 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from seatmeter.adapters.db import READ_ONLY
 from seatmeter.domain.errors import ServiceUnavailable
 
 __all__ = ["UnitOfWork"]
 
 
 class UnitOfWork:
+    """`read_only=True` is for use cases that only read (summaries, the dashboard): on SQLite their transaction
+    begins deferred, a snapshot that does not take the write lock, so a long read never makes holds wait. They
+    must not write: on SQLite a write in a deferred transaction may be refused as busy at once."""
+
     conn: Connection
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
+        self._read_only = read_only
 
     def __enter__(self) -> UnitOfWork:
         try:
             self.conn = self._engine.connect()
-            self._tx = self.conn.begin()
+            if self._read_only:
+                self.conn.connection.info[READ_ONLY] = True
+                try:
+                    self._tx = self.conn.begin()
+                finally:
+                    self.conn.connection.info.pop(READ_ONLY, None)
+            else:
+                self._tx = self.conn.begin()
         except OperationalError as exc:
             raise _unavailable(exc) from exc
         return self

@@ -251,7 +251,7 @@ def usage_summary(app: App, principal: Principal, org_id: str, period_key: str |
     """Spend of the period: total, credits, caps, and per member (members see only themselves)."""
     principal.require_member_of(org_id)
     now = app.clock.now()
-    with app.uow() as uow:
+    with app.uow(read_only=True) as uow:
         org = orgs_repo.get_organization(uow.conn, org_id)
         period = caps_service.period_of(org, now, period_key)
         sees_everyone = principal.is_operator or principal.is_owner

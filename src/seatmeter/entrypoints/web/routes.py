@@ -174,7 +174,7 @@ def usage_page(
 ) -> Response:
     now = app.clock.now()
     principal = who.principal
-    with app.uow() as uow:
+    with app.uow(read_only=True) as uow:  # reads only: on SQLite a snapshot that never makes holds wait
         conn = uow.conn
         org, period = dashboard.current_period(conn, who.org_id, now)
         credit = dashboard.credits_view(conn, org, now) if org.self_serve else None

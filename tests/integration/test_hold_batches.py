@@ -516,3 +516,34 @@ def test_concurrent_http_holds_get_their_replays_and_refusals(api: Api, app: App
     assert conflict["error"]["code"] == "idempotency_conflict"
     caps_now = api.get(f"/v1/organizations/{org.id}/caps", key=org.owner_key, expect=200)
     assert caps_now["organization"]["held"] == "5.00", caps_now
+
+
+@pytest.mark.postgres
+def test_the_replay_lookup_of_a_batch_probes_the_key_index_even_on_a_table_never_analyzed(pg_url: str) -> None:
+    # Without statistics PostgreSQL believed an organization had ten holds, and answered the IN list with a scan
+    # of all of them filtered by the keys: a batch's lookup grew with the organization's holds.
+    app = make_app(pg_url, FixedClock(NOW), hold_timeout_s=24 * 3600)
+    try:
+        shop = Shop(app, members=2, credits_usd="1000.00")
+        prepared = [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, shop.body(f"seed-{i}", i % 2, "0.01")))
+                    for i in range(300)]  # fmt: skip
+        hold_batches.run_batch(app, shop.id, prepared)
+        keys = ["seed-7", "seed-250", "absent"]
+        with app.engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            cursor = psycopg.ClientCursor(dbapi)  # EXPLAIN takes no bound parameters: psycopg inlines them
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+            sql = hold_batches._REPLAYS_POSTGRES.postgres.replace("%(org)s", "$1").replace("%(keys)s", "$2")
+            cursor.execute("PREPARE replays(text, text[]) AS " + sql)
+            cursor.execute("EXPLAIN EXECUTE replays(%s, %s)", (shop.id, keys))
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            conn.rollback()
+            found = hold_batches._stored(conn, shop.id, set(keys))
+        assert "Bitmap" not in plan and "Seq Scan on holds" not in plan, plan
+        assert "idempotency_key)::text = k.key" in plan, plan
+        assert sorted(found) == ["seed-250", "seed-7"]
+        assert found["seed-7"].member_id == shop.members[1] and found["seed-250"].member_id == shop.members[0]
+    finally:
+        app.hold_batches.close()
+        app.engine.dispose()

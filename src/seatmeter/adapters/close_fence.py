@@ -39,7 +39,6 @@ _LOCK_CLASS = 60_111
 LOCK_SHARED_PG = f"pg_advisory_xact_lock_shared({_LOCK_CLASS}, hashtext(:org))"
 _LOCK_SHARED = Statement(f"SELECT {LOCK_SHARED_PG}")
 _LOCK_EXCLUSIVE = Statement(f"SELECT pg_advisory_xact_lock({_LOCK_CLASS}, hashtext(:org))")
-_TRY_LOCK_EXCLUSIVE = Statement(f"SELECT pg_try_advisory_xact_lock({_LOCK_CLASS}, hashtext(:org))")
 
 # SQL expressions for `recorded_at` in a writer's INSERT, given `:now` and `:org`: the later of now and the last
 # cutoff. On SQLite both are UTC text in the one format SQLAlchemy writes, which sorts as the instants do.
@@ -58,14 +57,10 @@ def lock_for_writer(conn: Connection, org_id: str) -> None:
         _LOCK_SHARED.run(conn, {"org": org_id}).tuples()
 
 
-def lock_for_close(conn: Connection, org_id: str, *, wait: bool = True) -> bool:
-    """Before a close reads any event: waits for the writers in flight. False if `wait` is off and it is taken."""
-    if conn.dialect.name != "postgresql":
-        return True
-    if wait:
+def lock_for_close(conn: Connection, org_id: str) -> None:
+    """Before a close reads any event (PostgreSQL only): waits for the writers in flight; new ones wait for it."""
+    if conn.dialect.name == "postgresql":
         _LOCK_EXCLUSIVE.run(conn, {"org": org_id}).tuples()
-        return True
-    return bool(_TRY_LOCK_EXCLUSIVE.run(conn, {"org": org_id}).tuples()[0][0])
 
 
 def last_cutoff(conn: Connection, org_id: str) -> datetime | None:

@@ -93,10 +93,13 @@ def _lock_org(conn: Connection, org_id: str, skip_locked: bool) -> Organization:
         got = conn.execute(
             select(organizations.c.id).where(organizations.c.id == org_id).with_for_update(skip_locked=True)
         ).scalar_one_or_none()
-        if got is None or not close_fence.lock_for_close(conn, org_id, wait=False):
+        if got is None:
             raise Busy(org_id)
-        return orgs_repo.get_organization(conn, org_id)
-    org = orgs_repo.get_organization(conn, org_id, for_update=True)
+        org = orgs_repo.get_organization(conn, org_id)
+    else:
+        org = orgs_repo.get_organization(conn, org_id, for_update=True)
+    # Even the worker waits here rather than skip: usage transactions are short, and an organization with one
+    # always in flight would otherwise never be closed. New ones wait behind the close.
     close_fence.lock_for_close(conn, org_id)
     return org
 

@@ -3,19 +3,20 @@ usage (seat-based); reading invoices as JSON, CSV and a printable page; seat-bas
 
 A close takes the organization's row lock, then looks for the period's close row: a second close, sequential
 or concurrent, finds the first one's document and returns it. The primary key of `period_closes` backs this
-up should two closes ever get past the lock together.
+up should two closes ever get past the lock together. It then takes the fence against usage writers
+(adapters/close_fence.py) before it reads any event, so every event is billed on exactly one document.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
-from seatmeter.adapters import billing_repo, orgs_repo
+from seatmeter.adapters import billing_repo, close_fence, orgs_repo
 from seatmeter.adapters.sql import upsert
 from seatmeter.adapters.tables import organizations
 from seatmeter.adapters.tables_billing import billing_settings, credited_lines, period_closes, seat_allowances
@@ -37,7 +38,6 @@ from seatmeter.domain.periods import Period, parse_period_key
 from seatmeter.domain.seats import SEAT_TYPES, check_seat_type, extra_usage
 
 __all__ = [
-    "CLOSE_GRACE",
     "close_period",
     "close_period_now",
     "get_invoice",
@@ -48,10 +48,6 @@ __all__ = [
     "set_allowances",
     "set_extra_usage",
 ]
-
-# Usage recorded in the last minute before a close is left for the next document (as late usage): a usage
-# transaction that started before the close but commits after it is then still billed, once.
-CLOSE_GRACE = timedelta(seconds=60)
 
 
 def close_period(app: App, principal: Principal, org_id: str, period_key: str) -> dict[str, Any]:
@@ -99,8 +95,13 @@ def _lock_org(conn: Connection, org_id: str, skip_locked: bool) -> Organization:
         ).scalar_one_or_none()
         if got is None:
             raise Busy(org_id)
-        return orgs_repo.get_organization(conn, org_id)
-    return orgs_repo.get_organization(conn, org_id, for_update=True)
+        org = orgs_repo.get_organization(conn, org_id)
+    else:
+        org = orgs_repo.get_organization(conn, org_id, for_update=True)
+    # Even the worker waits here rather than skip: usage transactions are short, and an organization with one
+    # always in flight would otherwise never be closed. New ones wait behind the close.
+    close_fence.lock_for_close(conn, org_id)
+    return org
 
 
 def _close(app: App, org_id: str, period_key: str, now: datetime, skip_locked: bool) -> Invoice:
@@ -131,7 +132,9 @@ def _close(app: App, org_id: str, period_key: str, now: datetime, skip_locked: b
                 f"the last closed period is {latest[0]}; close "
                 f"{parse_period_key(latest[0], org.timezone).next().key} first"
             )
-        cutoff = now - CLOSE_GRACE
+        # No grace: a writer still in flight has made the fence wait, and one that commits after this close
+        # stamps its events at this cutoff or later (close_fence). Cutoffs never go down, even if clocks do.
+        cutoff = now if latest[1] is None or latest[1] <= now else latest[1]
         lines = _lines(conn, org, period, cutoff, latest[1])
         kind = "usage" if org.channel == "sales_assisted" or org.plan == "seat_based" else "statement"
         invoice_id = billing_repo.issue(conn, org_id, kind, lines, now, period=period.key)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from seatmeter.adapters import limits_repo, orgs_repo
+from seatmeter.adapters import close_fence, limits_repo, orgs_repo
 from seatmeter.adapters.raw import Statement, from_db_time, to_db_time
 from seatmeter.adapters.tables import holds, usage_events
 from seatmeter.bootstrap import App
@@ -195,6 +195,15 @@ _CLOSE = Statement(
     "WHERE organization_id = :org AND id = :id AND status = 'open' AND expires_at > :now "
     f"RETURNING {_HOLD_COLUMNS}"
 )
+# Settle's own close of the hold. On PostgreSQL it also takes the close fence shared (adapters/close_fence.py),
+# in the statement settle runs first anyway, so the INSERT of the event, a later statement, reads the last cutoff
+# after the fence: no extra round trip.
+_SETTLE_PG = Statement(
+    f"WITH fence AS MATERIALIZED (SELECT {close_fence.LOCK_SHARED_PG} AS locked) "
+    "UPDATE holds SET status = 'settled', closed_at = :now, event_id = :event_id FROM fence "
+    "WHERE organization_id = :org AND id = :id AND status = 'open' AND expires_at > :now "
+    f"RETURNING {_HOLD_COLUMNS}"
+)
 _CLOSE_EXPIRED = Statement(
     "UPDATE holds SET status = 'expired', closed_at = :now "
     "WHERE organization_id = :org AND id = :id AND status = 'open' "
@@ -205,13 +214,16 @@ _INSERT_HOLD = Statement(
     "max_output_tokens, accounts, period, status, created_at, expires_at) VALUES (:org, :id, :key, :fingerprint, "
     ":member_id, :model, :surface, :amount, :max_output_tokens, :accounts, :period, 'open', :now, :expires_at)"
 )
-_INSERT_EVENT = Statement(
+_INSERT_EVENT_SQL = (
     "INSERT INTO usage_events (organization_id, id, idempotency_key, fingerprint, member_id, model, surface, "
     "service_tier, occurred_at, period, input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, "
     "cache_read_tokens, cost_nano, price_version, hold_id, exceeded_hold, recorded_at) VALUES (:org, :id, :key, "
     ":fingerprint, :member_id, :model, :surface, :tier, :occurred_at, :period, :input, :output, :cw5m, :cw1h, "
-    ":cache_read, :cost, :price_version, :hold_id, :exceeded, :now)"
+    ":cache_read, :cost, :price_version, :hold_id, :exceeded, {recorded_at})"
 )
+# `recorded_at` is now, or the organization's last cutoff if that is later (adapters/close_fence.py).
+_INSERT_EVENT_PG = Statement(_INSERT_EVENT_SQL.format(recorded_at=close_fence.LAST_CUTOFF_PG))
+_INSERT_EVENT_SQLITE = Statement(_INSERT_EVENT_SQL.format(recorded_at=close_fence.LAST_CUTOFF_SQLITE))
 _INSERT_LEDGER = Statement(
     "INSERT INTO ledger_entries (organization_id, id, kind, debit_account, credit_account, amount_nano, reference, "
     "created_at) VALUES (:org, :id, 'usage', :debit, 'revenue', :amount, :reference, :now)"
@@ -295,7 +307,13 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
     with app.uow() as uow:
         conn = uow.conn
         event_id = new_id("evt")
-        row = _close(conn, org_id, hold_id, "settled", now, event_id)
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            row = HoldRow.of(
+                _SETTLE_PG.run(conn, {"org": org_id, "id": hold_id, "now": now, "event_id": event_id}).first()
+            )
+        else:
+            row = _close(conn, org_id, hold_id, "settled", now, event_id)
         if row is None:
             existing = _find(conn, org_id, hold_id)
             principal.require_usage_writer(org_id, existing.member_id)
@@ -304,7 +322,7 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
         priced = book.cost(row.model, usage, row.created_at, tier)
         cost = priced.cost
         at = to_db_time(conn, now)
-        _INSERT_EVENT.run(conn, {
+        (_INSERT_EVENT_PG if postgres else _INSERT_EVENT_SQLITE).run(conn, {
             "org": org_id, "id": event_id, "key": f"{SETTLED_HOLD_KEY_PREFIX}{hold_id}",
             "fingerprint": _settle_fingerprint(usage, tier),
             "member_id": row.member_id, "model": priced.model, "surface": row.surface, "tier": tier,

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from seatmeter.adapters import limits_repo, orgs_repo, summary_repo
+from seatmeter.adapters import close_fence, limits_repo, orgs_repo, summary_repo
 from seatmeter.adapters.raw import Statement, to_db_time
 from seatmeter.adapters.sql import chunks, insert_rows
 from seatmeter.adapters.tables import ledger_entries, usage_events
@@ -101,6 +101,7 @@ def _record(
 ) -> dict[str, int]:
     with app.uow() as uow:
         conn = uow.conn
+        close_fence.lock_for_writer(conn, org_id)
         org = orgs_repo.get_organization(conn, org_id)
         known_members = _existing_members(conn, org_id, {e[1] for e in events})
         seen = _recorded_fingerprints(conn, org_id, sorted({e[0] for e in events}))
@@ -109,7 +110,8 @@ def _record(
         org_zone = zone(org.timezone)
         periods: dict[date, str] = {}  # local date -> period key
         ids = new_ids("evt", len(events))
-        recorded_at = to_db_time(conn, now)
+        # Never below the last close's cutoff: an event committed after a close goes on the next document.
+        recorded_at = to_db_time(conn, close_fence.clamp_recorded_at(conn, org_id, now))
         rows: list[tuple[Any, ...]] = []
         spend: dict[tuple[str, str], int] = defaultdict(int)  # (member, period) -> nano-USD
         duplicates = 0

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from seatmeter.domain.errors import SeatmeterError
 from seatmeter.entrypoints.gateway.common import caller_key, passed_headers, seatmeter_app, upstream_for
-from seatmeter.entrypoints.gateway.errors import anthropic_error, refusal_response
+from seatmeter.entrypoints.gateway.errors import anthropic_error, refusal_response, upstream_unreachable
 from seatmeter.services import gateway_batches
 
 __all__ = ["router"]
@@ -66,12 +66,7 @@ async def _call(request: Request, method: str, path: str, body: Any = None) -> h
     try:
         return await upstream_for(request).call(method, path, request.headers, request.url.query, body)
     except httpx.HTTPError as exc:
-        return anthropic_error(
-            503,
-            f"the upstream Messages API could not be reached ({type(exc).__name__})",
-            code="service_unavailable",
-            resume="Try again shortly.",
-        )
+        return upstream_unreachable(type(exc).__name__)
 
 
 async def _caller(request: Request) -> gateway_batches.BatchCaller:

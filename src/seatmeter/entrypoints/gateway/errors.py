@@ -49,6 +49,16 @@ def anthropic_error(status: int, message: str, *, code: str, resume: str = "") -
     return JSONResponse(error_body(status, message, code=code, resume=resume), status_code=status, headers=headers)
 
 
+def upstream_unreachable(failure: str) -> JSONResponse:
+    """503 when the vendor's API cannot be reached; `failure` names the transport error (e.g. ConnectError)."""
+    return anthropic_error(
+        503,
+        f"the upstream Messages API could not be reached ({failure})",
+        code="service_unavailable",
+        resume="Try again shortly.",
+    )
+
+
 def refusal_response(error: SeatmeterError) -> JSONResponse:
     status = STATUS_BY_CODE.get(error.code, 400)
     return anthropic_error(status, error.message, code=error.code, resume=error.resume)

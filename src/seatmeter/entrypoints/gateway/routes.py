@@ -24,7 +24,7 @@ from seatmeter.domain.errors import SeatmeterError
 from seatmeter.domain.messages_usage import StreamMeter, service_tier_of, usage_from_message
 from seatmeter.entrypoints.gateway.batches import router as batches_router
 from seatmeter.entrypoints.gateway.common import caller_key, lifespan, passed_headers, seatmeter_app, upstream_for
-from seatmeter.entrypoints.gateway.errors import anthropic_error, refusal_response
+from seatmeter.entrypoints.gateway.errors import anthropic_error, refusal_response, upstream_unreachable
 from seatmeter.entrypoints.gateway.stream import MeteredStream, unless_disconnected
 from seatmeter.services import gateway
 
@@ -78,12 +78,7 @@ async def messages(request: Request) -> Response:
     if unreachable is not None:
         metrics.count(REQUESTS, outcome="upstream_unreachable")
         await _release(app, admission)
-        return anthropic_error(
-            503,
-            f"the upstream Messages API could not be reached ({unreachable})",
-            code="service_unavailable",
-            resume="Try again shortly.",
-        )
+        return upstream_unreachable(unreachable)
     if not answered or response is None:
         # The client left before the vendor answered: the request to the vendor was abandoned with it.
         metrics.count(REQUESTS, outcome="client_left")
@@ -127,12 +122,7 @@ async def count_tokens(request: Request) -> Response:
             "POST", "/v1/messages/count_tokens", request.headers, request.url.query, body
         )
     except httpx.HTTPError as exc:
-        return anthropic_error(
-            503,
-            f"the upstream Messages API could not be reached ({type(exc).__name__})",
-            code="service_unavailable",
-            resume="Try again shortly.",
-        )
+        return upstream_unreachable(type(exc).__name__)
     return Response(response.content, status_code=response.status_code, headers=passed_headers(response))
 
 

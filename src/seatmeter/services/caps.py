@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -116,15 +117,20 @@ def cap_json(state: LimitState | None, limit_nano: int | None) -> dict[str, Any]
     """limit, spent, held, remaining, status (ok | reached) of one cap in one period."""
     posted = state.posted_nano if state else 0
     held = state.held_nano if state else 0
+    return cap_fields(limit_nano, posted, held, usd_text)
+
+
+def cap_fields(limit_nano: int | None, posted: int, held: int, text: Callable[[int], str]) -> dict[str, Any]:
+    """`cap_json`'s fields from the row's figures, each amount written by `text` (a cache, for a summary)."""
     if limit_nano is None:
         remaining, status = None, "ok"
     else:
         room = max(0, limit_nano - posted - held)
-        remaining, status = str(Money(room)), ("reached" if room == 0 else "ok")
+        remaining, status = text(room), ("reached" if room == 0 else "ok")
     return {
-        "limit": None if limit_nano is None else str(Money(limit_nano)),
-        "spent": str(Money(posted)),
-        "held": str(Money(held)),
+        "limit": None if limit_nano is None else text(limit_nano),
+        "spent": text(posted),
+        "held": text(held),
         "remaining": remaining,
         "status": status,
     }
@@ -185,25 +191,15 @@ def caps_view(period: Period, rows: SummaryRows, text: MoneyText) -> tuple[dict[
         if not own and default is None:
             by_member.append(None)
             continue
-        state = limits.get("member:" + mid)
+        state = limits.get(member_account(mid))
         if state is None:
             shown, posted, held = config[("member", mid)] if own else default, 0, 0
         else:
             shown, posted, held = state
-        if shown is None:
-            limit_text, remaining, status = None, None, "ok"
-        else:
-            room = shown - posted - held
-            room = room if room > 0 else 0
-            limit_text, remaining, status = text[shown], text[room], ("reached" if room == 0 else "ok")
         entry = {
             "member_id": mid,
             "source": "member" if own else "default",
-            "limit": limit_text,
-            "spent": text[posted],
-            "held": text[held],
-            "remaining": remaining,
-            "status": status,
+            **cap_fields(shown, posted, held, text.__getitem__),
         }
         listed.append(entry)
         by_member.append(entry)

@@ -271,7 +271,7 @@ def _summary(org: Organization, period: Period, rows: summary_repo.SummaryRows) 
         if cap is not None:  # the member's cap entry already shows their spend and held, from the same row
             spend, held, limit, status = cap["spent"], cap["held"], cap["limit"], cap["status"]
         else:
-            state = limits.get("member:" + mid)
+            state = limits.get(member_account(mid))
             spend, held = (text[0], text[0]) if state is None else (text[state[1]], text[state[2]])
             limit, status = None, "ok"
         listed.append(

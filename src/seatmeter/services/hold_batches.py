@@ -42,7 +42,7 @@ from seatmeter.adapters import limits_repo, orgs_repo
 from seatmeter.adapters.raw import Statement, to_db_time
 from seatmeter.domain import seats
 from seatmeter.domain.auth import Principal
-from seatmeter.domain.errors import Conflict, NotFound, SeatmeterError, ServiceUnavailable, UsageRefused
+from seatmeter.domain.errors import NotFound, SeatmeterError, ServiceUnavailable, UsageRefused
 from seatmeter.domain.ids import new_id
 from seatmeter.domain.limits import CREDITS, ORGANIZATION, Grant, LimitState, decide_grant, member_account
 from seatmeter.domain.money import Money
@@ -356,13 +356,10 @@ class _Decider:
         if earlier is not None:  # the same key earlier in this batch: its replay, as if it had committed
             fingerprint, view = earlier
             if fingerprint != request.fingerprint:
-                raise _key_conflict(request)
+                raise holds.key_conflict(request)
             return replace(view, replayed=True)
         if stored is not None:
-            if stored.fingerprint != request.fingerprint:
-                raise _key_conflict(request)
-            return holds.HoldView(stored.id, Money(stored.amount_nano), stored.max_output_tokens,
-                                  stored.expires_at, stored.status, replayed=True)  # fmt: skip
+            return holds.replay_of(stored, request)
         member = self.members.get(request.member_id)
         if member is None:
             raise NotFound(f"member {request.member_id!r} is not in organization {self.org_id!r}")
@@ -441,10 +438,3 @@ def _entitled(seat_type: str | None, surface: str) -> bool:
     except SeatmeterError:
         return False
     return True
-
-
-def _key_conflict(request: HoldRequest) -> Conflict:
-    return Conflict(
-        f"idempotency_key {request.idempotency_key!r} was already used for a different hold",
-        resume="Use a new idempotency_key for a new request.",
-    )

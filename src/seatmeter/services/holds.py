@@ -258,14 +258,21 @@ class HoldRow:
 
 def _replay(conn: Connection, org_id: str, request: HoldRequest) -> HoldView | None:
     row = HoldRow.of(_REPLAY.run(conn, {"org": org_id, "key": request.idempotency_key}).first())
-    if row is None:
-        return None
+    return None if row is None else replay_of(row, request)
+
+
+def replay_of(row: HoldRow, request: HoldRequest) -> HoldView:
+    """The stored hold `request` repeats, as its replay; a conflict if the key was used for another request."""
     if row.fingerprint != request.fingerprint:
-        raise Conflict(
-            f"idempotency_key {request.idempotency_key!r} was already used for a different hold",
-            resume="Use a new idempotency_key for a new request.",
-        )
+        raise key_conflict(request)
     return _view(row, replayed=True)
+
+
+def key_conflict(request: HoldRequest) -> Conflict:
+    return Conflict(
+        f"idempotency_key {request.idempotency_key!r} was already used for a different hold",
+        resume="Use a new idempotency_key for a new request.",
+    )
 
 
 def _find(conn: Connection, org_id: str, hold_id: str) -> HoldRow:

@@ -8,7 +8,7 @@ share and can never deadlock.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, literal, select, tuple_, update
@@ -94,11 +94,18 @@ def _hold_rows(keys: tuple[Key, ...]) -> Mapping[str, str]:
 def lock(conn: Connection, org_id: str, keys: Sequence[Key]) -> dict[Key, LimitState]:
     """Read and lock the rows of one hold, in the fixed order. Creates missing period rows from the caps first."""
     params = _hold_params(org_id, keys)
-    found = _locked(conn, params)
+    return _creating_missing(conn, org_id, keys, lambda: _locked(conn, params))
+
+
+def _creating_missing(
+    conn: Connection, org_id: str, keys: Iterable[Key], read: Callable[[], dict[Key, LimitState]]
+) -> dict[Key, LimitState]:
+    """`read()` the rows; if some of `keys` have no row yet, create them from the caps and read again."""
+    found = read()
     missing = [k for k in keys if k not in found]
     if missing:
         ensure(conn, org_id, missing)
-        found = _locked(conn, params)
+        found = read()
     return found
 
 
@@ -129,7 +136,7 @@ def lock_available(conn: Connection, org_id: str, keys: Iterable[Key]) -> set[Ke
 
 def _locked(conn: Connection, params: dict[str, Any]) -> dict[Key, LimitState]:
     rows: Sequence[Any] = _LOCK.run(conn, params).fetchall()
-    return {(r.account, r.period): LimitState(r.account, r.limit_nano, r.posted_nano, r.held_nano) for r in rows}
+    return {(r.account, r.period): _state(r) for r in rows}
 
 
 def caps_for(conn: Connection, org_id: str, accounts: Iterable[str]) -> dict[str, int | None]:
@@ -192,12 +199,9 @@ def lock_many(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, L
     stmt = select(la).where(_where(org_id, wanted)).order_by(la.c.account, la.c.period)  # type: ignore[arg-type]
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    found = {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
-    missing = [k for k in wanted if k not in found]
-    if missing:
-        ensure(conn, org_id, missing)
-        found = {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
-    return found
+    return _creating_missing(
+        conn, org_id, wanted, lambda: {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
+    )
 
 
 @functools.cache
@@ -242,7 +246,7 @@ def release(
     rows: Sequence[Any] = _RELEASE.run(conn, {**params, "held": held_nano, "posted": posted_nano}).fetchall()
     if len(rows) != len(set(keys)):
         raise RuntimeError(f"release touched {len(rows)} of {len(set(keys))} limit rows")
-    return {(r.account, r.period): LimitState(r.account, r.limit_nano, r.posted_nano, r.held_nano) for r in rows}
+    return {(r.account, r.period): _state(r) for r in rows}
 
 
 def post(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> None:

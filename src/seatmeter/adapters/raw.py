@@ -24,9 +24,12 @@ _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
 class Statement:
-    def __init__(self, sql: str, *, postgres_suffix: str = "") -> None:
+    def __init__(self, sql: str, *, postgres_suffix: str = "", postgres: str | None = None) -> None:
+        """`sql` for both databases, `postgres_suffix` appended on PostgreSQL only, or `postgres` as PostgreSQL's
+        own text of the statement (same named parameters) where the two must differ."""
         self.sqlite = " ".join(sql.split())
-        self.postgres = _NAMED.sub(r"%(\1)s", self.sqlite + (" " + postgres_suffix if postgres_suffix else ""))
+        pg = self.sqlite if postgres is None else " ".join(postgres.split())
+        self.postgres = _NAMED.sub(r"%(\1)s", pg + (" " + postgres_suffix if postgres_suffix else ""))
         # The row type of each dialect's answer, made on the first answer: the columns are the statement's own.
         self._row_types: dict[str, Any] = {}
 

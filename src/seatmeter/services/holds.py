@@ -191,18 +191,22 @@ _HOLD_COLUMNS = (
 _REPLAY = Statement(f"SELECT {_HOLD_COLUMNS} FROM holds WHERE organization_id = :org AND idempotency_key = :key")
 _FIND = Statement(f"SELECT {_HOLD_COLUMNS} FROM holds WHERE organization_id = :org AND id = :id")
 _CLOSE = Statement(
-    "UPDATE holds SET status = :status, closed_at = :now, event_id = :event_id "
+    "UPDATE holds SET status = :status, closed_at = :now "
     "WHERE organization_id = :org AND id = :id AND status = 'open' AND expires_at > :now "
     f"RETURNING {_HOLD_COLUMNS}"
 )
 # Settle's own close of the hold. On PostgreSQL it also takes the close fence shared (adapters/close_fence.py),
 # in the statement settle runs first anyway, so the INSERT of the event, a later statement, reads the last cutoff
 # after the fence: no extra round trip.
-_SETTLE_PG = Statement(
-    f"WITH fence AS MATERIALIZED (SELECT {close_fence.LOCK_SHARED_PG} AS locked) "
-    "UPDATE holds SET status = 'settled', closed_at = :now, event_id = :event_id FROM fence "
+_SETTLE_SQL = (
+    "UPDATE holds SET status = 'settled', closed_at = :now, event_id = :event_id{fence} "
     "WHERE organization_id = :org AND id = :id AND status = 'open' AND expires_at > :now "
     f"RETURNING {_HOLD_COLUMNS}"
+)
+_SETTLE = Statement(
+    _SETTLE_SQL.format(fence=""),
+    postgres=f"WITH fence AS MATERIALIZED (SELECT {close_fence.LOCK_SHARED_PG} AS locked) "
+    + _SETTLE_SQL.format(fence=" FROM fence"),
 )
 _CLOSE_EXPIRED = Statement(
     "UPDATE holds SET status = 'expired', closed_at = :now "
@@ -222,8 +226,10 @@ _INSERT_EVENT_SQL = (
     ":cache_read, :cost, :price_version, :hold_id, :exceeded, {recorded_at})"
 )
 # `recorded_at` is now, or the organization's last cutoff if that is later (adapters/close_fence.py).
-_INSERT_EVENT_PG = Statement(_INSERT_EVENT_SQL.format(recorded_at=close_fence.LAST_CUTOFF_PG))
-_INSERT_EVENT_SQLITE = Statement(_INSERT_EVENT_SQL.format(recorded_at=close_fence.LAST_CUTOFF_SQLITE))
+_INSERT_EVENT = Statement(
+    _INSERT_EVENT_SQL.format(recorded_at=close_fence.LAST_CUTOFF_SQLITE),
+    postgres=_INSERT_EVENT_SQL.format(recorded_at=close_fence.LAST_CUTOFF_PG),
+)
 _INSERT_LEDGER = Statement(
     "INSERT INTO ledger_entries (organization_id, id, kind, debit_account, credit_account, amount_nano, reference, "
     "created_at) VALUES (:org, :id, 'usage', :debit, 'revenue', :amount, :reference, :now)"
@@ -282,14 +288,13 @@ def _find(conn: Connection, org_id: str, hold_id: str) -> HoldRow:
     return row
 
 
-def _close(
-    conn: Connection, org_id: str, hold_id: str, status: str, now: datetime, event_id: str | None = None
-) -> HoldRow | None:
-    """Move an open hold to `status` (an unexpired one, unless it is the expiry). None if it was not open."""
+def _close(conn: Connection, org_id: str, hold_id: str, status: str, now: datetime) -> HoldRow | None:
+    """Void or expire an open hold (an unexpired one, unless it is the expiry). None if it was not open.
+    Settle has its own statement (_SETTLE), which records the event and takes the close fence."""
     params = {"org": org_id, "id": hold_id, "now": to_db_time(conn, now)}
     if status == "expired":
         return HoldRow.of(_CLOSE_EXPIRED.run(conn, params).first())
-    return HoldRow.of(_CLOSE.run(conn, {**params, "status": status, "event_id": event_id}).first())
+    return HoldRow.of(_CLOSE.run(conn, {**params, "status": status}).first())
 
 
 def _not_open(row: Any, now: datetime) -> Conflict:
@@ -314,13 +319,8 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
     with app.uow() as uow:
         conn = uow.conn
         event_id = new_id("evt")
-        postgres = conn.dialect.name == "postgresql"
-        if postgres:
-            row = HoldRow.of(
-                _SETTLE_PG.run(conn, {"org": org_id, "id": hold_id, "now": now, "event_id": event_id}).first()
-            )
-        else:
-            row = _close(conn, org_id, hold_id, "settled", now, event_id)
+        params = {"org": org_id, "id": hold_id, "now": to_db_time(conn, now), "event_id": event_id}
+        row = HoldRow.of(_SETTLE.run(conn, params).first())
         if row is None:
             existing = _find(conn, org_id, hold_id)
             principal.require_usage_writer(org_id, existing.member_id)
@@ -329,7 +329,7 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
         priced = book.cost(row.model, usage, row.created_at, tier)
         cost = priced.cost
         at = to_db_time(conn, now)
-        (_INSERT_EVENT_PG if postgres else _INSERT_EVENT_SQLITE).run(conn, {
+        _INSERT_EVENT.run(conn, {
             "org": org_id, "id": event_id, "key": f"{SETTLED_HOLD_KEY_PREFIX}{hold_id}",
             "fingerprint": _settle_fingerprint(usage, tier),
             "member_id": row.member_id, "model": priced.model, "surface": row.surface, "tier": tier,

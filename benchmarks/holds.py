@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import threading
 import time
@@ -15,6 +14,7 @@ from sqlalchemy import text
 from benchmarks.common import fresh_postgres, fresh_sqlite, make_app, make_org, postgres_available, rate
 from benchmarks.registry import Result, Size, register
 from seatmeter.bootstrap import App
+from seatmeter.domain.ids import new_id
 from seatmeter.services import holds
 
 __all__ = ["check_no_overspend", "holds_postgres_hot_org", "holds_sqlite"]
@@ -91,12 +91,12 @@ def _raw_pair(cur: Any, begin: str, p: str, lock: str, org_id: str, member: str,
     cur.execute(RESERVE.format(p=p), (HOLD_NANO, org_id, *accounts, HOLD_NANO))
     if cur.rowcount != 3:
         raise RuntimeError("raw reserve found no room")
-    hold_id = "hold_" + secrets.token_hex(10)
+    hold_id = new_id("hold")
     cur.execute(INSERT_HOLD.format(p=p), (org_id, hold_id, key, "fp", member, "claude-sonnet-4-5", "api", HOLD_NANO,
                                           "credits,member:" + member + ",organization", period, now,
                                           now + timedelta(minutes=10)))
     cur.execute("COMMIT")
-    event_id = "evt_" + secrets.token_hex(10)
+    event_id = new_id("evt")
     cur.execute(begin)
     if p == "%s":
         close = FENCE_PG + CLOSE_HOLD.format(p=p).replace(" WHERE ", " FROM fence WHERE ", 1)
@@ -107,7 +107,7 @@ def _raw_pair(cur: Any, begin: str, p: str, lock: str, org_id: str, member: str,
     recorded_at = (now, org_id) if p == "%s" else (now, org_id, now)
     cur.execute(INSERT_EVENT.format(p=p, recorded_at=RECORDED_AT[p]),
                 (org_id, event_id, f"hold:{hold_id}", member, now, period, COST_NANO, hold_id, *recorded_at))
-    cur.execute(INSERT_LEDGER.format(p=p), (org_id, "le_" + secrets.token_hex(10), COST_NANO, event_id, now))
+    cur.execute(INSERT_LEDGER.format(p=p), (org_id, new_id("le"), COST_NANO, event_id, now))
     if lock:  # PostgreSQL: settle locks the limit rows in the fixed order before releasing (limits_repo.release)
         cur.execute(LOCK.format(p=p, lock=lock), (org_id, *accounts))
         cur.fetchall()

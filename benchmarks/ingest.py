@@ -11,6 +11,7 @@ import psycopg
 from benchmarks.common import fresh_postgres, fresh_sqlite, make_app, make_org, postgres_available, rate
 from benchmarks.registry import Result, Size, register
 from seatmeter.bootstrap import App
+from seatmeter.domain.ids import new_ids
 from seatmeter.services.usage import MAX_BATCH, record_usage
 
 __all__ = ["ingest_postgres", "ingest_sqlite"]
@@ -42,10 +43,11 @@ def _raw_rows(org_id: str, batches: list[list[dict[str, Any]]], sqlite_text: boo
     now: Any = datetime.now(UTC)
     if sqlite_text:
         now = now.replace(tzinfo=None).isoformat(sep=" ")
+    # The same ids as the service's (time-ordered, domain/ids.py): their order decides where the index grows.
     return [
-        [(org_id, f"evt_raw_{e['idempotency_key']}", f"raw-{e['idempotency_key']}", "fp", e["member_id"], e["model"],
+        [(org_id, event_id, f"raw-{e['idempotency_key']}", "fp", e["member_id"], e["model"],
           e["surface"], "standard", now, "2026-11", e["input_tokens"], e["output_tokens"], 0, 0, 50, 1234, "raw",
-          None, False, now) for e in events]
+          None, False, now) for e, event_id in zip(events, new_ids("evt", len(events)), strict=True)]
         for events in batches
     ]
 

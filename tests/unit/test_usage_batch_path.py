@@ -3,6 +3,7 @@ costs, price versions and fingerprints, whatever the events."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from typing import Any
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seatmeter.domain.errors import InvalidRequest, SeatmeterError
-from seatmeter.domain.ids import new_ids
+from seatmeter.domain.ids import new_id, new_ids
 from seatmeter.domain.pricing import BatchPricer, PriceBook, PriceVersion, Usage
 from seatmeter.domain.usage import USAGE_FIELDS, UsageEvent, event_fingerprint, parse_event, parse_events
 from seatmeter.services.price_book import shipped_versions
@@ -253,6 +254,18 @@ def test_a_different_event_under_the_same_fields_order_gets_a_different_fingerpr
 def test_ids_drawn_together_look_like_single_ids_and_are_distinct() -> None:
     ids = new_ids("evt", 5_000)
     assert len(set(ids)) == 5_000
-    assert all(len(i) == len("evt_") + 20 and i.startswith("evt_") for i in ids)
+    single = new_id("evt")
+    assert all(len(i) == len(single) == len("evt_") + 28 and i.startswith("evt_") for i in ids)
     assert all(int(i[4:], 16) >= 0 for i in ids)
     assert new_ids("evt", 0) == []
+
+
+def test_ids_are_ordered_by_the_time_they_were_made() -> None:
+    before_ms = time.time_ns() // 1_000_000
+    first = new_id("hold")
+    time.sleep(0.003)
+    later = [new_id("hold"), *new_ids("hold", 3)]
+    after_ms = time.time_ns() // 1_000_000
+    assert all(first < i for i in later)
+    # The head is the Unix time in milliseconds, as 12 hex digits.
+    assert before_ms <= int(first[5:17], 16) <= after_ms

@@ -135,10 +135,13 @@ def to_db_time(conn: Connection, at: datetime) -> Any:
         return at
     if at.tzinfo is not UTC:
         at = at.astimezone(UTC)
-    return at.replace(tzinfo=None).isoformat(" ", "microseconds")  # what SQLAlchemy writes
+    # What SQLAlchemy writes: the UTC time without its offset ("+00:00", the last six characters).
+    return at.isoformat(" ", "microseconds")[:-6]
 
 
 def from_db_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if type(value) is str and value[-6:-5] not in ("+", "-"):
+        return datetime.fromisoformat(value + "+00:00")  # SQLite's UTC text, read as the aware time it is
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)

@@ -328,7 +328,7 @@ def settle(app: App, principal: Principal, org_id: str, hold_id: str, body: Any)
         principal.require_usage_writer(org_id, row.member_id)
         priced = book.cost(row.model, usage, row.created_at, tier)
         cost = priced.cost
-        at = to_db_time(conn, now)
+        at = params["now"]
         _INSERT_EVENT.run(conn, {
             "org": org_id, "id": event_id, "key": f"{SETTLED_HOLD_KEY_PREFIX}{hold_id}",
             "fingerprint": _settle_fingerprint(usage, tier),

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from seatmeter.adapters.db import READ_ONLY
+from seatmeter.adapters.thread_connections import ThreadConnections
 from seatmeter.domain.errors import ServiceUnavailable
 
 __all__ = ["UnitOfWork"]
@@ -16,17 +17,30 @@ __all__ = ["UnitOfWork"]
 class UnitOfWork:
     """`read_only=True` is for use cases that only read (summaries, the dashboard): on SQLite their transaction
     begins deferred, a snapshot that does not take the write lock, so a long read never makes holds wait. They
-    must not write: on SQLite a write in a deferred transaction may be refused as busy at once."""
+    must not write: on SQLite a write in a deferred transaction may be refused as busy at once.
+
+    With `connections` (SQLite), the connection is the thread's kept one when it is free
+    (adapters/thread_connections.py) instead of a checkout from the pool."""
 
     conn: Connection
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, *, read_only: bool = False, connections: ThreadConnections | None = None
+    ) -> None:
         self._engine = engine
         self._read_only = read_only
+        self._connections = connections
+        self._kept = False
 
     def __enter__(self) -> UnitOfWork:
         try:
-            self.conn = self._engine.connect()
+            if self._connections is None:
+                self.conn = self._engine.connect()
+            else:
+                self.conn, self._kept = self._connections.acquire()
+        except OperationalError as exc:
+            raise _unavailable(exc) from exc
+        try:
             if self._read_only:
                 self.conn.connection.info[READ_ONLY] = True
                 try:
@@ -35,8 +49,11 @@ class UnitOfWork:
                     self.conn.connection.info.pop(READ_ONLY, None)
             else:
                 self._tx = self.conn.begin()
-        except OperationalError as exc:
-            raise _unavailable(exc) from exc
+        except BaseException as exc:
+            self._release(broken=True)
+            if isinstance(exc, OperationalError):
+                raise _unavailable(exc) from exc
+            raise
         return self
 
     def commit(self) -> None:
@@ -48,15 +65,22 @@ class UnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        broken = isinstance(exc, DBAPIError)
         try:
             if self._tx.is_active:
                 self._tx.rollback()
         except DBAPIError:
-            pass  # the connection is gone; the database has rolled back for us
+            broken = True  # the connection is gone; the database has rolled back for us
         finally:
-            self.conn.close()
+            self._release(broken=broken)
         if isinstance(exc, OperationalError) and exc.connection_invalidated is not None:
             raise _unavailable(exc) from exc
+
+    def _release(self, *, broken: bool) -> None:
+        if self._connections is None:
+            self.conn.close()
+        else:
+            self._connections.release(self.conn, self._kept, broken=broken)
 
 
 def _unavailable(exc: Exception) -> ServiceUnavailable:

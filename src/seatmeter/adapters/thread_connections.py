@@ -9,8 +9,9 @@ PostgreSQL a connection is a server process that threads must share.
 
 A thread keeps at most one connection; a unit of work opened while the thread's own is in use (a nested one)
 takes a pooled connection as before. At most `limit` threads keep one, so the pool always has connections
-left for everyone else. A connection is given back to the pool when its thread ends, when a database error
-made it suspect, or when the engine is disposed.
+left for everyone else. A connection is given back to the pool when its thread ends, and closed for good
+when a database error made it suspect or when the engine was disposed (noticed at the thread's next unit of
+work: an engine-level event listener would have made every connection dispatch events on begin and commit).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import weakref
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine
 
 __all__ = ["ThreadConnections"]
 
@@ -27,13 +28,13 @@ __all__ = ["ThreadConnections"]
 class _Kept:
     """A thread's kept connection. Dropped with the thread's local storage, it goes back to the pool."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, pool: Any) -> None:
         self.conn = conn
+        self.pool = pool  # the engine's pool when the connection was taken; Engine.dispose() replaces it
         self.busy = False
-        self.discard = False  # the engine was disposed while a unit of work used it: close it when done
 
-    def usable(self) -> bool:
-        return not (self.discard or self.conn.closed or self.conn.invalidated)
+    def usable(self, pool: Any) -> bool:
+        return pool is self.pool and not (self.conn.closed or self.conn.invalidated)
 
     def close(self) -> None:
         """Back to the pool: the connection is sound."""
@@ -61,26 +62,23 @@ class ThreadConnections:
         self._local = threading.local()
         self._kept: weakref.WeakSet[_Kept] = weakref.WeakSet()
         self._lock = threading.Lock()
-        event.listen(engine, "engine_disposed", self._engine_disposed)
 
     def acquire(self) -> tuple[Connection, bool]:
         """A connection for one unit of work, and whether it is this thread's kept one (give it to `release`)."""
         kept: _Kept | None = getattr(self._local, "kept", None)
         if kept is not None:
-            with self._lock:  # against _engine_disposed, from another thread
-                free = not kept.busy and kept.usable()
-                if free:
-                    kept.busy = True
-            if free:
-                return kept.conn, True
             if kept.busy:  # a nested unit of work: the thread's own connection is in use
                 return self._engine.connect(), False
+            if kept.usable(self._engine.pool):
+                kept.busy = True
+                return kept.conn, True
             self._forget(kept)
+        pool = self._engine.pool
         conn = self._engine.connect()
         with self._lock:  # the count and the add in one step, or two threads could both take the last place
             if len(self._kept) >= self._limit:
                 return conn, False
-            kept = _Kept(conn)
+            kept = _Kept(conn, pool)
             kept.busy = True
             self._kept.add(kept)
         self._local.kept = kept
@@ -93,10 +91,8 @@ class ThreadConnections:
         if not kept_by_thread or kept is None or kept.conn is not conn:
             conn.close()
             return
-        with self._lock:
-            kept.busy = False
-            drop = broken or not kept.usable()
-        if drop:
+        kept.busy = False
+        if broken or not kept.usable(self._engine.pool):
             self._forget(kept)
 
     def _forget(self, kept: _Kept) -> None:
@@ -104,16 +100,3 @@ class ThreadConnections:
         with self._lock:
             self._kept.discard(kept)
         kept.drop()
-
-    def _engine_disposed(self, _engine: Any) -> None:
-        """`Engine.dispose()` closes only the pool's idle connections: close the idle kept ones too, and have
-        the busy ones closed when their unit of work ends."""
-        with self._lock:
-            idle = []
-            for kept in self._kept:
-                kept.discard = True
-                if not kept.busy:
-                    idle.append(kept)
-            self._kept.clear()
-        for kept in idle:
-            kept.drop()

@@ -123,25 +123,44 @@ def test_a_database_error_drops_the_kept_connection(engine: Engine) -> None:
         uow.commit()
 
 
-def test_after_dispose_a_kept_connection_is_closed_and_replaced_at_its_threads_next_unit_of_work(
-    engine: Engine,
-) -> None:
+def test_dispose_closes_the_kept_connections_idle_now_and_the_busy_ones_when_their_work_ends(engine: Engine) -> None:
     kept = ThreadConnections(engine, limit=2)
+    elsewhere, done = _thread_keeping(engine, kept)  # a thread that lives on, idle
     with UnitOfWork(engine, connections=kept) as uow:
         uow.commit()
         idle = _driver(uow)
-    engine.dispose()
-    with UnitOfWork(engine, connections=kept) as uow:
-        busy = _driver(uow)
-        assert busy is not idle  # from the engine's new pool
-        engine.dispose()  # while this unit of work runs: it still commits
-        uow.conn.execute(text("INSERT INTO t VALUES (3)"))
-        uow.commit()
-    for closed in (idle, busy):
+    engine.dispose()  # no file stays open: a read-only remount of the disk must not find it busy
+    for closed in (idle, elsewhere):
         with pytest.raises(sqlite3.ProgrammingError, match="closed"):
             closed.execute("SELECT 1")
     with UnitOfWork(engine, connections=kept) as uow:
+        busy = _driver(uow)
+        assert busy is not idle
+        engine.dispose()  # while this unit of work runs: it still commits
+        uow.conn.execute(text("INSERT INTO t VALUES (3)"))
+        uow.commit()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        busy.execute("SELECT 1")
+    with UnitOfWork(engine, connections=kept) as uow:
         assert uow.conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
+    done.set()
+
+
+def _thread_keeping(engine: Engine, kept: ThreadConnections) -> tuple[Any, threading.Event]:
+    """Start a thread that keeps a connection and then waits until told: its driver connection, and the word."""
+    ready, done = threading.Event(), threading.Event()
+    out: list[Any] = []
+
+    def park() -> None:
+        with UnitOfWork(engine, connections=kept) as uow:
+            uow.commit()
+            out.append(_driver(uow))
+        ready.set()
+        done.wait(timeout=60)
+
+    threading.Thread(target=park, daemon=True).start()
+    ready.wait(timeout=10)
+    return out[0], done
 
 
 def test_the_app_keeps_a_connection_per_thread_on_a_sqlite_file_only(app: App) -> None:

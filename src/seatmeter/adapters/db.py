@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
-__all__ = ["READ_ONLY", "create_db_engine", "is_postgres", "upgrade"]
+__all__ = ["READ_ONLY", "SQLitePool", "create_db_engine", "is_postgres", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Set in a pooled connection's info for the next begin only: a read-only unit of work (services/uow.py).
@@ -87,13 +88,35 @@ class SQLiteImmediate(SQLiteDialect_pysqlite):
 registry.register("sqlite.seatmeter_immediate", __name__, "SQLiteImmediate")
 
 
+class SQLitePool(QueuePool):
+    """A QueuePool that calls its `on_dispose` hooks when `Engine.dispose()` disposes it, and hands them to the
+    pool that replaces it. Through the pool, not an engine event: any engine-level listener makes every
+    connection dispatch events on begin and commit (see SQLiteImmediate). Threads' kept connections
+    (adapters/thread_connections.py) are closed this way, so a disposed engine leaves no file open."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_dispose: list[Callable[[], None]] = []
+
+    def dispose(self) -> None:
+        super().dispose()
+        for hook in list(self.on_dispose):
+            hook()
+
+    def recreate(self) -> QueuePool:
+        pool = super().recreate()
+        if isinstance(pool, SQLitePool):
+            pool.on_dispose = self.on_dispose
+        return pool
+
+
 def _sqlite_engine(url: str, pool_size: int = 20) -> Engine:
     is_memory = url in ("sqlite://", "sqlite:///:memory:")
     # Pooled connections: closing the last connection to a WAL database checkpoints it, and a fresh
     # connection re-runs the PRAGMAs; with NullPool every transaction paid both (about 5 ms).
     pool: dict[str, Any] = {}
     if not is_memory:
-        pool = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": pool_size}
+        pool = {"poolclass": SQLitePool, "pool_size": pool_size, "max_overflow": pool_size}
     engine = create_engine(
         make_url(url).set(drivername="sqlite+seatmeter_immediate"),
         connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},

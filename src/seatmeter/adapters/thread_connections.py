@@ -10,8 +10,8 @@ PostgreSQL a connection is a server process that threads must share.
 A thread keeps at most one connection; a unit of work opened while the thread's own is in use (a nested one)
 takes a pooled connection as before. At most `limit` threads keep one, so the pool always has connections
 left for everyone else. A connection is given back to the pool when its thread ends, and closed for good
-when a database error made it suspect or when the engine was disposed (noticed at the thread's next unit of
-work: an engine-level event listener would have made every connection dispatch events on begin and commit).
+when a database error made it suspect or when the engine is disposed: at once if idle (through the pool's
+`on_dispose` hooks, adapters/db.py), else when its unit of work ends.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ class _Kept:
         self.conn = conn
         self.pool = pool  # the engine's pool when the connection was taken; Engine.dispose() replaces it
         self.busy = False
+        self.dropped = False
 
     def usable(self, pool: Any) -> bool:
-        return pool is self.pool and not (self.conn.closed or self.conn.invalidated)
+        return not self.dropped and pool is self.pool and not (self.conn.closed or self.conn.invalidated)
 
     def close(self) -> None:
         """Back to the pool: the connection is sound."""
@@ -44,7 +45,7 @@ class _Kept:
             pass
 
     def drop(self) -> None:
-        """Closed for good: it may be broken, or its engine was disposed (its pool is no longer the engine's)."""
+        """Closed for good: it may be broken, or its engine was disposed."""
         try:
             self.conn.invalidate()
         except Exception:  # noqa: BLE001, S110 - already closed or invalidated
@@ -62,6 +63,9 @@ class ThreadConnections:
         self._local = threading.local()
         self._kept: weakref.WeakSet[_Kept] = weakref.WeakSet()
         self._lock = threading.Lock()
+        hooks = getattr(engine.pool, "on_dispose", None)
+        if hooks is not None:
+            hooks.append(self._close_idle)
 
     def acquire(self) -> tuple[Connection, bool]:
         """A connection for one unit of work, and whether it is this thread's kept one (give it to `release`)."""
@@ -69,8 +73,10 @@ class ThreadConnections:
         if kept is not None:
             if kept.busy:  # a nested unit of work: the thread's own connection is in use
                 return self._engine.connect(), False
-            if kept.usable(self._engine.pool):
-                kept.busy = True
+            with self._lock:  # against _close_idle, from the thread that disposes the engine
+                free = kept.usable(self._engine.pool)
+                kept.busy = free
+            if free:
                 return kept.conn, True
             self._forget(kept)
         pool = self._engine.pool
@@ -100,3 +106,14 @@ class ThreadConnections:
         with self._lock:
             self._kept.discard(kept)
         kept.drop()
+
+    def _close_idle(self) -> None:
+        """The engine is being disposed: close the idle kept connections now; a busy one is closed when its unit
+        of work ends (its pool is no longer the engine's by then)."""
+        with self._lock:
+            idle = [kept for kept in self._kept if not kept.busy]
+            for kept in idle:
+                kept.dropped = True
+                self._kept.discard(kept)
+        for kept in idle:
+            kept.drop()

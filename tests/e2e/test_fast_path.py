@@ -77,6 +77,8 @@ def seeded(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(20261127)
     monkeypatch.setattr(ids, "os", SimpleNamespace(urandom=rng.randbytes))
     monkeypatch.setattr(ids, "secrets", SimpleNamespace(token_urlsafe=lambda n: rng.randbytes(n).hex()))
+    # Ids may lead with the wall clock's time (time-ordered ids): fixed too, where they do.
+    monkeypatch.setattr(ids, "time", SimpleNamespace(time_ns=lambda: 1_795_000_000_000_000_000), raising=False)
 
 
 def counters() -> dict[str, int]:

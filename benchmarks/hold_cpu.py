@@ -1,25 +1,29 @@
 """CPU per hold in the server process, with the lean hold path and without it:
-`python -m benchmarks.hold_cpu [ROUNDS] [HOLDS_PER_ROUND] [DATABASE_URL]`.
+`python -m benchmarks.hold_cpu [--rounds 8] [--holds 2000] [--url DATABASE_URL] [--no-service]`.
 
 The ASGI app is driven in-process, as uvicorn calls it but with no socket and no HTTP parsing (those are
 uvicorn's, the same either way), by CONCURRENCY tasks, on one App and one organization. `time.process_time()`
 counts every thread of the process (the event loop and the group commit's workers), so a busy machine slows
 the wall clock but not this figure much. The two apps alternate round by round (A B B A A B ...), and the
-median per hold of each is printed with every round's figure.
+median per hold of each is printed with every round's figure. `--no-service` answers every hold with one fixed
+granted hold instead of deciding it (no database), which leaves the HTTP stack's own cost.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks.common import fresh_sqlite, make_app, make_org
+from seatmeter.domain.money import Money
 from seatmeter.entrypoints.api.app import create_app
+from seatmeter.services.holds import HoldView
 from seatmeter.services.organizations import create_service_key
 
 CONCURRENCY = 16
@@ -79,12 +83,23 @@ async def holds(app: Any, path: str, key: str, members: list[str], n: int) -> No
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 8
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2_000
-    url = sys.argv[3] if len(sys.argv) > 3 else fresh_sqlite()
-    seatmeter = make_app(url)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hold_cpu")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--holds", type=int, default=2_000)
+    parser.add_argument("--url", default="", help="a migrated database (default: a fresh SQLite file)")
+    parser.add_argument("--no-service", action="store_true", help="a fixed answer instead of the group commit")
+    args = parser.parse_args()
+    rounds, n = args.rounds, args.holds
+    seatmeter = make_app(args.url or fresh_sqlite())
     org = make_org(seatmeter, members_n=32)
     key = create_service_key(seatmeter.uow(), org.owner, org.id, seatmeter.clock.now())
+    if args.no_service:
+        view = HoldView("hold_fixed", Money.parse("0.01"), None, datetime(2026, 1, 1, tzinfo=UTC), "open")
+
+        async def fixed(*_: object) -> HoldView:
+            return view
+
+        seatmeter.hold_batches.authorize_async = fixed  # type: ignore[method-assign]
     apps = {"lean": create_app(seatmeter), "fastapi": create_app(seatmeter, fast_path=False)}
     path = f"/v1/organizations/{org.id}/holds"
     per_hold_us: dict[str, list[float]] = {name: [] for name in apps}

@@ -16,6 +16,7 @@ from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
 from seatmeter.entrypoints.api.errors import STATUS
+from seatmeter.entrypoints.api.fastpath import HoldFastPath
 from seatmeter.entrypoints.api.routes_billing import router as billing_router
 from seatmeter.entrypoints.api.routes_core import router as core_router
 from seatmeter.entrypoints.gateway.routes import router as gateway_router
@@ -37,7 +38,8 @@ HOT_PATHS = (
 )
 
 
-def create_app(app: App | None = None) -> FastAPI:
+def create_app(app: App | None = None, *, fast_path: bool = True) -> FastAPI:
+    """The API; `fast_path=False` leaves the hot hold routes to FastAPI alone (the tests compare the two)."""
     seatmeter = app or build()
     api = FastAPI(
         title="seatmeter",
@@ -53,6 +55,8 @@ def create_app(app: App | None = None) -> FastAPI:
     web.install(api)  # notifications API and the /app dashboard
     api.include_router(gateway_router)
     _finish_openapi(api)
+    if fast_path:
+        api.add_middleware(HoldFastPath, api=api)
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

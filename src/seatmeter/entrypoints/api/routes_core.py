@@ -120,6 +120,11 @@ def list_caps(
     responses={402: {"description": "credits_exhausted"}, 429: {"description": "a cap is reached"}},
 )
 async def create_hold(org: str, body: schemas.HoldCreate, app: AppDep, who: Who) -> JSONResponse:
+    return await hold_response(app, who, org, body)
+
+
+async def hold_response(app: App, who: Principal, org: str, body: schemas.HoldCreate) -> JSONResponse:
+    """The hold route's work once the body is valid and the caller known; the lean path (fastpath.py) calls it too."""
     try:
         # Group commit: decided with the concurrent holds of the organization, in a worker thread.
         view = await app.hold_batches.authorize_async(who, org, _dump(body))
@@ -132,6 +137,11 @@ async def create_hold(org: str, body: schemas.HoldCreate, app: AppDep, who: Who)
 
 @router.post("/organizations/{org}/holds/{hold}/settle", tags=["usage"])
 def settle_hold(org: str, hold: str, body: schemas.HoldSettle, app: AppDep, who: Who) -> dict[str, Any]:
+    return settle_json(app, who, org, hold, body)
+
+
+def settle_json(app: App, who: Principal, org: str, hold: str, body: schemas.HoldSettle) -> dict[str, Any]:
+    """The settle route's work (in the thread pool); the lean path calls it too."""
     return holds.settle(app, who, org, hold, _dump(body)).to_json()
 
 

@@ -202,7 +202,7 @@ def test_a_batch_whose_transaction_fails_answers_each_request_through_the_single
         calls.append(1)
         raise RuntimeError("reserve touched 1 of 3 limit rows; transaction rolled back")
 
-    monkeypatch.setattr(hold_batches.limits_repo, "reserve_many", broken)
+    monkeypatch.setattr(hold_batches.limits_repo, "check_reserved", broken)
     requests = [shop.body("old", 0, "1.00"), shop.body("a", 0, "3.00"), shop.body("a", 0, "3.00"),
                 shop.body("b", 0, "3.00"), shop.body("a", 1, "3.00")]  # fmt: skip
     got = hold_batches.run_batch(app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r)) for r in requests])
@@ -225,7 +225,7 @@ def test_a_database_that_cannot_be_reached_answers_every_request_of_the_batch_wi
         raise ServiceUnavailable("the database cannot be reached right now; nothing was written")
 
     requests = [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, shop.body(k, 0, "1.00"))) for k in ("a", "b")]
-    monkeypatch.setattr(hold_batches.orgs_repo, "organization_and_members", down)
+    monkeypatch.setattr(hold_batches.orgs_repo, "organization_and_members_of", down)
     got = hold_batches.run_batch(app, shop.id, requests)
     assert [a.code for a in got if isinstance(a, SeatmeterError)] == ["service_unavailable"] * 2
     assert open_holds(app, shop) == []
@@ -259,11 +259,12 @@ def test_a_key_another_process_wins_during_the_batch_is_answered_as_its_replay(
     try:
         shop = Shop(app)
         requests = [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, shop.body(k, 0, "1.00"))) for k in ("a", "b")]
-        real = hold_batches.orgs_repo.organization_and_members
+        real = hold_batches.orgs_repo.organization_and_members_of
         rival: list[holds.HoldView] = []
 
         def racing(*args: Any) -> Any:
-            # After the batch looked its keys up: another process commits key "a" first (its own transaction).
+            # After the batch's first round trip looked its keys up (with the organization and its members):
+            # another process commits key "a" first (its own transaction).
             if not rival:
                 worker = threading.Thread(
                     target=lambda: rival.append(holds.authorize(app, OPERATOR, shop.id, shop.body("a", 0, "1.00")))
@@ -272,7 +273,7 @@ def test_a_key_another_process_wins_during_the_batch_is_answered_as_its_replay(
                 worker.join()
             return real(*args)
 
-        monkeypatch.setattr(hold_batches.orgs_repo, "organization_and_members", racing)
+        monkeypatch.setattr(hold_batches.orgs_repo, "organization_and_members_of", racing)
         got = hold_batches.run_batch(app, shop.id, requests)
         assert isinstance(got[0], holds.HoldView) and got[0].replayed and got[0].id == rival[0].id
         assert isinstance(got[1], holds.HoldView) and not got[1].replayed
@@ -283,13 +284,14 @@ def test_a_key_another_process_wins_during_the_batch_is_answered_as_its_replay(
 
 def test_a_batch_integrity_error_falls_back_without_losing_a_request(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     shop = Shop(app)
-    real = holds._INSERT_HOLD.run_many
+    real = hold_batches.run_together
 
-    def duplicate(conn: Any, params: Any) -> None:
-        real(conn, params)
-        real(conn, params[:1])  # the same key twice: the unique index refuses the batch
+    def duplicate(conn: Any, calls: Any) -> Any:
+        inserts = [params for statement, params in calls if statement is holds._INSERT_HOLD]
+        # The same key twice: the unique index refuses the batch (on PostgreSQL at the pipeline's end).
+        return real(conn, [*calls, *[(holds._INSERT_HOLD, params[:1]) for params in inserts]])[: len(calls)]
 
-    monkeypatch.setattr(holds._INSERT_HOLD, "run_many", duplicate)
+    monkeypatch.setattr(hold_batches, "run_together", duplicate)
     requests = [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, shop.body(k, 0, "1.00"))) for k in ("a", "b", "c")]
     with pytest.raises(IntegrityError):
         hold_batches._transaction(app, shop.id, [p for _, p in requests])

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, literal, select, tuple_, update
 
-from seatmeter.adapters.raw import Statement
+from seatmeter.adapters.raw import Rows, Statement
 from seatmeter.adapters.sql import insert_ignore, upsert
 from seatmeter.adapters.tables import caps
 from seatmeter.adapters.tables import limit_accounts as la
@@ -222,6 +222,12 @@ def reserve_many(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> N
     The rows are those of one organization in one period (and its credits). As for `reserve`, the caller has
     decided from locked rows, so a short count means a broken invariant; the caller's transaction rolls back.
     """
+    statement, params = reserve_many_call(org_id, amounts)
+    check_reserved(statement.run(conn, params), amounts)
+
+
+def reserve_many_call(org_id: str, amounts: Mapping[Key, int]) -> tuple[Statement, dict[str, Any]]:
+    """The statement of `reserve_many`, for `raw.run_together`; give its answer to `check_reserved`."""
     keys = sorted(amounts)
     periods = {period for account, period in keys if account != CREDITS}
     if not keys or len(periods) > 1 or any((a == CREDITS) != (p == "") for a, p in keys):
@@ -229,9 +235,13 @@ def reserve_many(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> N
     params: dict[str, Any] = {"org": org_id, "p": next(iter(periods), "")}
     for i, key in enumerate(keys):
         params[f"a{i}"], params[f"x{i}"] = key[0], amounts[key]
-    result = _reserve_many(len(keys)).run(conn, params)
-    if result.rowcount != len(keys):
-        raise RuntimeError(f"reserve touched {result.rowcount} of {len(keys)} limit rows; transaction rolled back")
+    return _reserve_many(len(keys)), params
+
+
+def check_reserved(answer: Rows | None, amounts: Mapping[Key, int]) -> None:
+    touched = -1 if answer is None else answer.rowcount
+    if touched != len(amounts):
+        raise RuntimeError(f"reserve touched {touched} of {len(amounts)} limit rows; transaction rolled back")
 
 
 def release(

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from seatmeter.adapters.raw import Statement
+from seatmeter.adapters.raw import Rows, Statement
 from seatmeter.adapters.tables import members, organizations
 from seatmeter.domain.errors import NotFound
 from seatmeter.domain.money import Money
@@ -103,9 +103,19 @@ def organization_and_members(
     conn: Connection, org_id: str, member_ids: Sequence[str]
 ) -> tuple[Organization, dict[str, MemberSeat]]:
     """The organization and those of `member_ids` that are its members, in one statement (group commit)."""
+    statement, params = organization_and_members_call(org_id, member_ids)
+    return organization_and_members_of(org_id, statement.run(conn, params))
+
+
+def organization_and_members_call(org_id: str, member_ids: Sequence[str]) -> tuple[Statement, dict[str, Any]]:
+    """The statement of `organization_and_members`, for `raw.run_together`."""
     wanted = sorted(set(member_ids))
-    params = {"org": org_id, **{f"m{i}": m for i, m in enumerate(wanted)}}
-    rows = _organization_and_members(len(wanted)).run(conn, params).fetchall()
+    return _organization_and_members(len(wanted)), {"org": org_id, **{f"m{i}": m for i, m in enumerate(wanted)}}
+
+
+def organization_and_members_of(org_id: str, answer: Rows | None) -> tuple[Organization, dict[str, MemberSeat]]:
+    """The answer of `organization_and_members_call`, read."""
+    rows = answer.fetchall() if answer is not None else []
     if not rows:
         raise NotFound(f"organization {org_id!r} does not exist")
     found = {r.member_id: MemberSeat(r.member_id, r.seat_type) for r in rows if r.member_id is not None}

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["Rows", "Statement", "from_db_time", "to_db_time"]
+__all__ = ["Rows", "Statement", "from_db_time", "run_together", "to_db_time"]
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -69,6 +69,51 @@ class Statement:
             raise DBAPIError.instance(sql, rows, exc, conn.dialect.loaded_dbapi.Error) from exc
         finally:
             cursor.close()
+
+
+Call = tuple["Statement", "Mapping[str, Any] | list[dict[str, Any]]"]
+
+
+def run_together(conn: Connection, calls: Sequence[Call]) -> list[Rows | None]:
+    """Run statements that do not need each other's answers in one round trip to PostgreSQL (psycopg's pipeline
+    mode), in order; one after another on SQLite, where there is no round trip to save. A call whose parameters
+    are a list runs once per item, like `Statement.run_many`, and answers None. Answers are read after the
+    last statement ran, so a caller checks row counts then, before it commits.
+    """
+    if conn.dialect.name != "postgresql":
+        answers: list[Rows | None] = []
+        for statement, params in calls:
+            if isinstance(params, list):
+                statement.run_many(conn, params)
+                answers.append(None)
+            else:
+                answers.append(statement.run(conn, params))
+        return answers
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is None:
+        raise RuntimeError("the connection is closed")
+    cursors = [dbapi_connection.cursor() for _ in calls]
+    try:
+        with dbapi_connection.pipeline():
+            for cursor, (statement, params) in zip(cursors, calls, strict=True):
+                if isinstance(params, list):
+                    cursor.executemany(statement.postgres, [dict(p) for p in params])
+                else:
+                    cursor.execute(statement.postgres, params if type(params) is dict else dict(params))
+    except conn.dialect.loaded_dbapi.Error as exc:
+        for cursor in cursors:
+            cursor.close()
+        # The error comes at the pipeline's end, from whichever statement failed: name them all.
+        sql = "; ".join(statement.postgres for statement, _ in calls)
+        raise DBAPIError.instance(sql, {}, exc, conn.dialect.loaded_dbapi.Error) from exc
+    answers = []
+    for cursor, (statement, params) in zip(cursors, calls, strict=True):
+        if isinstance(params, list):
+            cursor.close()
+            answers.append(None)
+        else:
+            answers.append(Rows(cursor, statement._row_types, "postgresql"))
+    return answers
 
 
 class Rows:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from seatmeter.adapters import limits_repo, orgs_repo
-from seatmeter.adapters.raw import Statement, to_db_time
+from seatmeter.adapters.raw import Rows, Statement, run_together, to_db_time
 from seatmeter.domain import seats
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import NotFound, SeatmeterError, ServiceUnavailable, UsageRefused
@@ -272,9 +272,14 @@ def _transaction(app: App, org_id: str, batch: list[holds.Prepared]) -> list[Ans
     now = app.clock.now()
     with app.uow() as uow:
         conn = uow.conn
-        stored = _stored(conn, org_id, {p.request.idempotency_key for p in batch})
+        # The replays and the organization with its members: one round trip on PostgreSQL.
+        replays, found = run_together(conn, [
+            _stored_call(conn, org_id, {p.request.idempotency_key for p in batch}),
+            orgs_repo.organization_and_members_call(org_id, [p.request.member_id for p in batch]),
+        ])  # fmt: skip
+        stored = _stored_of(replays)
         try:
-            org, members = orgs_repo.organization_and_members(conn, org_id, [p.request.member_id for p in batch])
+            org, members = orgs_repo.organization_and_members_of(org_id, found)
         except NotFound as exc:
             return _each(exc, len(batch))
         decider = _Decider(app, conn, org_id, org, members, stored, now)
@@ -298,12 +303,19 @@ _ROLLBACK_TO_SAVEPOINT = Statement("ROLLBACK TO SAVEPOINT hold_batch_expiry")
 
 def _stored(conn: Connection, org_id: str, keys: set[str]) -> dict[str, holds.HoldRow]:
     """The holds already written under these idempotency keys, in one statement."""
+    statement, params = _stored_call(conn, org_id, keys)
+    return _stored_of(statement.run(conn, params))
+
+
+def _stored_call(conn: Connection, org_id: str, keys: set[str]) -> tuple[Statement, dict[str, Any]]:
     ordered = sorted(keys)
     if conn.dialect.name == "postgresql":
-        rows = _REPLAYS_POSTGRES.run(conn, {"org": org_id, "keys": ordered})
-    else:
-        rows = _replays(len(ordered)).run(conn, {"org": org_id, **{f"k{i}": k for i, k in enumerate(ordered)}})
-    found = {row.idempotency_key: holds.HoldRow.of(tuple(row)[:-1]) for row in rows}
+        return _REPLAYS_POSTGRES, {"org": org_id, "keys": ordered}
+    return _replays(len(ordered)), {"org": org_id, **{f"k{i}": k for i, k in enumerate(ordered)}}
+
+
+def _stored_of(answer: Rows | None) -> dict[str, holds.HoldRow]:
+    found = {row.idempotency_key: holds.HoldRow.of(tuple(row)[:-1]) for row in (answer or ())}
     return {key: row for key, row in found.items() if row is not None}
 
 
@@ -428,8 +440,12 @@ class _Decider:
     def write(self) -> None:
         if not self.inserts:
             return
-        limits_repo.reserve_many(self.conn, self.org_id, self.granted)
-        holds._INSERT_HOLD.run_many(self.conn, self.inserts)
+        # The guarded UPDATE and the inserts in one round trip on PostgreSQL; its row count checked before commit.
+        reserved, _ = run_together(self.conn, [
+            limits_repo.reserve_many_call(self.org_id, self.granted),
+            (holds._INSERT_HOLD, self.inserts),
+        ])  # fmt: skip
+        limits_repo.check_reserved(reserved, self.granted)
 
 
 def _entitled(seat_type: str | None, surface: str) -> bool:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from seatmeter.adapters import limits_repo
 from seatmeter.adapters.clock import FixedClock, SystemClock
 from seatmeter.adapters.tables import holds as holds_table
 from seatmeter.adapters.tables import limit_accounts
@@ -550,3 +551,19 @@ def test_the_replay_lookup_of_a_batch_probes_the_key_index_even_on_a_table_never
     finally:
         app.hold_batches.close()
         app.engine.dispose()
+
+
+def test_lock_many_reads_what_the_plain_read_reads_on_its_hand_written_path_and_on_its_general_one(app: App) -> None:
+    shop = Shop(app, members=3, member_caps=("5.00",))
+    holds.authorize(app, OPERATOR, shop.id, shop.body("seed", 0, "1.00"))  # member 0 and the organization have rows
+    period = app.clock.now().strftime("%Y-%m")
+    one_period = [("credits", ""), ("organization", period), (f"member:{shop.members[0]}", period),
+                  (f"member:{shop.members[2]}", period)]  # fmt: skip  # member 2 has no row yet: created
+    two_periods = [*one_period, ("organization", "2020-01")]  # the general path; the old period's row is created
+    for keys in (one_period, one_period[1:], two_periods):
+        with app.uow() as uow:
+            locked = limits_repo.lock_many(uow.conn, shop.id, keys)
+            assert locked == limits_repo.read(uow.conn, shop.id, keys)
+            assert set(locked) == set(keys)
+            assert locked[("organization", period)].held_nano == 1_000_000_000
+            uow.commit()

@@ -135,7 +135,11 @@ def lock_available(conn: Connection, org_id: str, keys: Iterable[Key]) -> set[Ke
 
 
 def _locked(conn: Connection, params: dict[str, Any]) -> dict[Key, LimitState]:
-    rows: Sequence[Any] = _LOCK.run(conn, params).fetchall()
+    return _locked_with(_LOCK, conn, params)
+
+
+def _locked_with(statement: Statement, conn: Connection, params: dict[str, Any]) -> dict[Key, LimitState]:
+    rows: Sequence[Any] = statement.run(conn, params).fetchall()
     return {(r.account, r.period): _state(r) for r in rows}
 
 
@@ -193,14 +197,33 @@ def reserve(conn: Connection, org_id: str, keys: Sequence[Key], amount_nano: int
 def lock_many(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, LimitState]:
     """Read and lock the rows of many holds of one organization (a group commit), in the fixed order.
 
-    Creates missing period rows from the caps first, as `lock` does.
+    Creates missing period rows from the caps first, as `lock` does. The rows of one period (and credits), a
+    batch's, are read by a hand-written statement: built by Core, its tuple IN list was a third of a batch's CPU.
     """
     wanted = sorted(set(keys))
-    stmt = select(la).where(_where(org_id, wanted)).order_by(la.c.account, la.c.period)  # type: ignore[arg-type]
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return _creating_missing(
-        conn, org_id, wanted, lambda: {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
+    periods = {period for account, period in wanted if account != CREDITS}
+    if len(periods) > 1 or any((a == CREDITS) != (p == "") for a, p in wanted):
+        stmt = select(la).where(_where(org_id, wanted)).order_by(la.c.account, la.c.period)  # type: ignore[arg-type]
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        return _creating_missing(
+            conn, org_id, wanted, lambda: {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
+        )
+    params: dict[str, Any] = {"org": org_id, "p": next(iter(periods), "")}
+    for i, (account, _) in enumerate(wanted):
+        params[f"a{i}"] = account
+    statement = _lock_many(len(wanted))
+    return _creating_missing(conn, org_id, wanted, lambda: _locked_with(statement, conn, params))
+
+
+@functools.cache
+def _lock_many(n: int) -> Statement:
+    # Within one organization and one period (and credits, period ''), the account names the row.
+    accounts = ", ".join(f":a{i}" for i in range(n))
+    return Statement(
+        "SELECT account, period, limit_nano, posted_nano, held_nano FROM limit_accounts "
+        f"WHERE organization_id = :org AND account IN ({accounts}) AND period IN (:p, '') ORDER BY account, period",
+        postgres_suffix="FOR UPDATE",
     )
 
 

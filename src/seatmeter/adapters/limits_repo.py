@@ -201,19 +201,28 @@ def lock_many(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, L
     batch's, are read by a hand-written statement: built by Core, its tuple IN list was a third of a batch's CPU.
     """
     wanted = sorted(set(keys))
-    periods = {period for account, period in wanted if account != CREDITS}
-    if len(periods) > 1 or any((a == CREDITS) != (p == "") for a, p in wanted):
+    period = _batch_period(wanted)
+    if period is None:
         stmt = select(la).where(_where(org_id, wanted)).order_by(la.c.account, la.c.period)  # type: ignore[arg-type]
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         return _creating_missing(
             conn, org_id, wanted, lambda: {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
         )
-    params: dict[str, Any] = {"org": org_id, "p": next(iter(periods), "")}
+    params: dict[str, Any] = {"org": org_id, "p": period}
     for i, (account, _) in enumerate(wanted):
         params[f"a{i}"] = account
     statement = _lock_many(len(wanted))
     return _creating_missing(conn, org_id, wanted, lambda: _locked_with(statement, conn, params))
+
+
+def _batch_period(keys: Sequence[Key]) -> str | None:
+    """The one period of these rows (credits aside; '' for credits alone), or None if they are not the rows of
+    one period and credits: the shape a batch's statements (`_lock_many`, `_reserve_many`) are written for."""
+    periods = {period for account, period in keys if account != CREDITS}
+    if len(periods) > 1 or any((account == CREDITS) != (period == "") for account, period in keys):
+        return None
+    return next(iter(periods), "")
 
 
 @functools.cache
@@ -252,10 +261,10 @@ def reserve_many(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> N
 def reserve_many_call(org_id: str, amounts: Mapping[Key, int]) -> tuple[Statement, dict[str, Any]]:
     """The statement of `reserve_many`, for `raw.run_together`; give its answer to `check_reserved`."""
     keys = sorted(amounts)
-    periods = {period for account, period in keys if account != CREDITS}
-    if not keys or len(periods) > 1 or any((a == CREDITS) != (p == "") for a, p in keys):
+    period = _batch_period(keys)
+    if not keys or period is None:
         raise ValueError(f"not the limit rows of one organization and period: {keys}")
-    params: dict[str, Any] = {"org": org_id, "p": next(iter(periods), "")}
+    params: dict[str, Any] = {"org": org_id, "p": period}
     for i, key in enumerate(keys):
         params[f"a{i}"], params[f"x{i}"] = key[0], amounts[key]
     return _reserve_many(len(keys)), params

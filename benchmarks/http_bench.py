@@ -39,7 +39,15 @@ from seatmeter.entrypoints.cli import default_workers
 from seatmeter.services import holds
 from seatmeter.services.organizations import create_service_key
 
-__all__ = ["free_port", "holds_http", "holds_http_sqlite", "load_ceiling", "start_server", "stop_server"]
+__all__ = [
+    "free_port",
+    "holds_http",
+    "holds_http_sqlite",
+    "load_ceiling",
+    "start_server",
+    "start_trivial_server",
+    "stop_server",
+]
 
 # Connections the load generator keeps busy (closed loop). By Little's law the mean latency is CONCURRENCY / rate:
 # at 2,000 holds/s, 16 connections mean 8 ms each, 24 mean 12 ms, 32 mean 16 ms; all are measured, the first is
@@ -115,17 +123,24 @@ def _rate(run: dict[str, object]) -> float:
     return float(run["done"]) / float(run["seconds"])  # type: ignore[arg-type]
 
 
-def load_ceiling(seconds: float) -> float:
-    """Requests/s the load generator reaches against a fixed-answer asyncio server (its own limit, same cores)."""
-    port = free_port()
+def start_trivial_server(port: int) -> subprocess.Popen[bytes]:
+    """The load generator's fixed-answer asyncio server (`benchmarks/load.py --trivial-server`), once it is ready."""
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.load", "--trivial-server", str(port)],
         stdout=subprocess.PIPE,
         start_new_session=True,
     )
+    if server.stdout is None or server.stdout.readline().strip() != b"ready":
+        stop_server(server)
+        raise RuntimeError("the load generator's fixed-answer server did not say it was ready")
+    return server
+
+
+def load_ceiling(seconds: float) -> float:
+    """Requests/s the load generator reaches against a fixed-answer asyncio server (its own limit, same cores)."""
+    port = free_port()
+    server = start_trivial_server(port)
     try:
-        assert server.stdout is not None
-        server.stdout.readline()  # "ready"
         return _rate(_load(f"http://127.0.0.1:{port}", "-", "-", ["-"], seconds, "healthz"))
     finally:
         stop_server(server)

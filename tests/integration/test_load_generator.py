@@ -3,14 +3,11 @@ sends is a new one, and its fixed-answer server (its own ceiling) answers."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import uvloop
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from benchmarks.http_bench import free_port, stop_server
+from benchmarks.http_bench import free_port, start_trivial_server, stop_server
 from benchmarks.load import run_load
 from seatmeter.adapters.tables import holds
 from seatmeter.adapters.threaded_server import serve_in_thread
@@ -21,13 +18,8 @@ from tests.conftest import Api, create_org
 
 def test_the_load_generator_reaches_its_fixed_answer_server_without_errors() -> None:
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.load", "--trivial-server", str(port)],
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
+    server = start_trivial_server(port)  # raises unless the server says "ready"
     try:
-        assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
         result = uvloop.run(run_load(f"http://127.0.0.1:{port}", "-", "-", ["-"], 0.3, 4, "healthz"))
     finally:
         stop_server(server)

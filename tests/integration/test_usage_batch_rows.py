@@ -8,6 +8,8 @@ import calendar
 import shutil
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from sqlalchemy import func, select
 
 from seatmeter.adapters.clock import FixedClock
 from seatmeter.adapters.tables import ledger_entries, limit_accounts, usage_events
+from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import Conflict
 from seatmeter.domain.periods import period_containing
@@ -31,6 +34,33 @@ from tests.conftest import NOW, make_app
 OPERATOR = Principal(PrincipalKind.OPERATOR)
 TIMEZONE = "America/New_York"
 ANCHOR_DAY = 31
+
+
+@contextmanager
+def _fresh_org(sqlite_template: Path, **fields: Any) -> Iterator[tuple[App, Any, Any]]:
+    """A fresh SQLite database (a copy of the migrated template), its App and a sales-assisted organization."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "p.db"
+        shutil.copy(sqlite_template, path)
+        app = make_app(f"sqlite:///{path}", FixedClock(NOW))
+        try:
+            org, owner = organizations.create_organization(
+                app.uow(),
+                OPERATOR,
+                {
+                    "name": "P",
+                    "channel": "sales_assisted",
+                    **fields,
+                    "term_start": "2024-01-01",
+                    "primary_owner": {"email": "o@p.test", "name": "O"},
+                },
+                NOW,
+            )
+            yield app, org, owner
+        finally:
+            app.engine.dispose()
+
+
 MODEL_IDS = sorted(
     {m for v in shipped_versions() for m in v.models}
     | {a for v in shipped_versions() for a in v.aliases}
@@ -67,149 +97,111 @@ event = st.fixed_dictionaries(
 def test_every_stored_row_is_what_the_per_event_domain_computes(
     events: list[dict[str, Any]], replayed: int, sqlite_template: Path
 ) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "p.db"
-        shutil.copy(sqlite_template, path)
-        app = make_app(f"sqlite:///{path}", FixedClock(NOW))
-        try:
-            org, owner = organizations.create_organization(
-                app.uow(),
-                OPERATOR,
-                {
-                    "name": "P",
-                    "channel": "sales_assisted",
-                    "timezone": TIMEZONE,
-                    "billing_anchor_day": ANCHOR_DAY,
-                    "term_start": "2024-01-01",
-                    "primary_owner": {"email": "o@p.test", "name": "O"},
-                },
-                NOW,
-            )
-            raw = [
-                {**e, "idempotency_key": f"k-{i}", "member_id": owner.id, "occurred_at": e["occurred_at"].isoformat()}
-                for i, e in enumerate(events)
-            ]
-            assert usage.record_usage(app, OPERATOR, org.id, {"events": raw}) == {"accepted": len(raw), "duplicates": 0}
+    with _fresh_org(sqlite_template, timezone=TIMEZONE, billing_anchor_day=ANCHOR_DAY) as (app, org, owner):
+        raw = [
+            {**e, "idempotency_key": f"k-{i}", "member_id": owner.id, "occurred_at": e["occurred_at"].isoformat()}
+            for i, e in enumerate(events)
+        ]
+        assert usage.record_usage(app, OPERATOR, org.id, {"events": raw}) == {"accepted": len(raw), "duplicates": 0}
 
-            book = app.prices.get()
-            expected_total = 0
-            expected_periods: dict[str, int] = defaultdict(int)
-            with app.engine.connect() as conn:
-                stored = {r.idempotency_key: r for r in conn.execute(select(usage_events))}
-                for e in raw:
-                    row = stored[e["idempotency_key"]]
-                    counts = Usage(
-                        input=e["input_tokens"],
-                        output=e["output_tokens"],
-                        cache_write_5m=e["cache_write_5m_tokens"],
-                        cache_write_1h=e["cache_write_1h_tokens"],
-                        cache_read=e["cache_read_tokens"],
-                    )
-                    at = datetime.fromisoformat(e["occurred_at"])
-                    priced = book.cost(e["model"], counts, at, e["service_tier"])
-                    period = period_containing(at, TIMEZONE, ANCHOR_DAY).key
-                    print_ = UsageEvent(
-                        e["idempotency_key"], owner.id, e["model"], e["surface"], at, e["service_tier"], counts
-                    ).fingerprint
-                    assert (row.cost_nano, row.price_version, row.model) == (
-                        priced.cost.nano,
-                        priced.version_id,
-                        priced.model,
-                    )
-                    assert (row.period, row.fingerprint, row.member_id, row.surface, row.service_tier) == (
-                        period,
-                        print_,
-                        owner.id,
-                        e["surface"],
-                        e["service_tier"],
-                    )
-                    assert row.occurred_at.replace(tzinfo=UTC) == at
-                    assert (row.input_tokens, row.output_tokens, row.cache_write_5m_tokens) == (
-                        counts.input,
-                        counts.output,
-                        counts.cache_write_5m,
-                    )
-                    assert (row.cache_write_1h_tokens, row.cache_read_tokens) == (
-                        counts.cache_write_1h,
-                        counts.cache_read,
-                    )
-                    assert row.recorded_at.replace(tzinfo=UTC) == NOW
-                    assert row.hold_id is None and not row.exceeded_hold
-                    expected_total += priced.cost.nano
-                    expected_periods[period] += priced.cost.nano
-                ledger_total = conn.execute(select(func.coalesce(func.sum(ledger_entries.c.amount_nano), 0))).scalar()
-                posted = {
-                    (r.account, r.period): r.posted_nano
-                    for r in conn.execute(select(limit_accounts).where(limit_accounts.c.organization_id == org.id))
-                }
-            assert ledger_total == expected_total
-            for period, amount in expected_periods.items():
-                if amount:
-                    assert posted[("organization", period)] == amount
-                    assert posted[(f"member:{owner.id}", period)] == amount
-
-            # Replaying any part of the batch writes nothing; changing one replayed event is a conflict.
-            again = raw[: max(1, min(replayed, len(raw)))]
-            assert usage.record_usage(app, OPERATOR, org.id, {"events": again}) == {
-                "accepted": 0,
-                "duplicates": len(again),
-            }
-            changed = {**again[-1], "output_tokens": again[-1]["output_tokens"] + 1}
-            with pytest.raises(Conflict):
-                usage.record_usage(app, OPERATOR, org.id, {"events": [*again[:-1], changed]})
-            moved = {
-                **again[-1],
-                "occurred_at": (
-                    datetime.fromisoformat(again[-1]["occurred_at"]) + timedelta(microseconds=1)
-                ).isoformat(),
-            }
-            with pytest.raises(Conflict):
-                usage.record_usage(app, OPERATOR, org.id, {"events": [moved]})
-            with app.engine.connect() as conn:
-                assert conn.execute(select(func.count()).select_from(usage_events)).scalar() == len(raw)
-                assert conn.execute(select(func.coalesce(func.sum(ledger_entries.c.amount_nano), 0))).scalar() == (
-                    expected_total
+        book = app.prices.get()
+        expected_total = 0
+        expected_periods: dict[str, int] = defaultdict(int)
+        with app.engine.connect() as conn:
+            stored = {r.idempotency_key: r for r in conn.execute(select(usage_events))}
+            for e in raw:
+                row = stored[e["idempotency_key"]]
+                counts = Usage(
+                    input=e["input_tokens"],
+                    output=e["output_tokens"],
+                    cache_write_5m=e["cache_write_5m_tokens"],
+                    cache_write_1h=e["cache_write_1h_tokens"],
+                    cache_read=e["cache_read_tokens"],
                 )
-        finally:
-            app.engine.dispose()
+                at = datetime.fromisoformat(e["occurred_at"])
+                priced = book.cost(e["model"], counts, at, e["service_tier"])
+                period = period_containing(at, TIMEZONE, ANCHOR_DAY).key
+                print_ = UsageEvent(
+                    e["idempotency_key"], owner.id, e["model"], e["surface"], at, e["service_tier"], counts
+                ).fingerprint
+                assert (row.cost_nano, row.price_version, row.model) == (
+                    priced.cost.nano,
+                    priced.version_id,
+                    priced.model,
+                )
+                assert (row.period, row.fingerprint, row.member_id, row.surface, row.service_tier) == (
+                    period,
+                    print_,
+                    owner.id,
+                    e["surface"],
+                    e["service_tier"],
+                )
+                assert row.occurred_at.replace(tzinfo=UTC) == at
+                assert (row.input_tokens, row.output_tokens, row.cache_write_5m_tokens) == (
+                    counts.input,
+                    counts.output,
+                    counts.cache_write_5m,
+                )
+                assert (row.cache_write_1h_tokens, row.cache_read_tokens) == (
+                    counts.cache_write_1h,
+                    counts.cache_read,
+                )
+                assert row.recorded_at.replace(tzinfo=UTC) == NOW
+                assert row.hold_id is None and not row.exceeded_hold
+                expected_total += priced.cost.nano
+                expected_periods[period] += priced.cost.nano
+            ledger_total = conn.execute(select(func.coalesce(func.sum(ledger_entries.c.amount_nano), 0))).scalar()
+            posted = {
+                (r.account, r.period): r.posted_nano
+                for r in conn.execute(select(limit_accounts).where(limit_accounts.c.organization_id == org.id))
+            }
+        assert ledger_total == expected_total
+        for period, amount in expected_periods.items():
+            if amount:
+                assert posted[("organization", period)] == amount
+                assert posted[(f"member:{owner.id}", period)] == amount
+
+        # Replaying any part of the batch writes nothing; changing one replayed event is a conflict.
+        again = raw[: max(1, min(replayed, len(raw)))]
+        assert usage.record_usage(app, OPERATOR, org.id, {"events": again}) == {
+            "accepted": 0,
+            "duplicates": len(again),
+        }
+        changed = {**again[-1], "output_tokens": again[-1]["output_tokens"] + 1}
+        with pytest.raises(Conflict):
+            usage.record_usage(app, OPERATOR, org.id, {"events": [*again[:-1], changed]})
+        moved = {
+            **again[-1],
+            "occurred_at": (datetime.fromisoformat(again[-1]["occurred_at"]) + timedelta(microseconds=1)).isoformat(),
+        }
+        with pytest.raises(Conflict):
+            usage.record_usage(app, OPERATOR, org.id, {"events": [moved]})
+        with app.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(usage_events)).scalar() == len(raw)
+            assert conn.execute(select(func.coalesce(func.sum(ledger_entries.c.amount_nano), 0))).scalar() == (
+                expected_total
+            )
 
 
 def test_a_key_with_a_nul_character_replays_and_conflicts_on_sqlite(sqlite_template: Path) -> None:
     # The SQLite key lookup sends keys as one JSON array, whose strings SQLite ends at an escaped NUL; such keys
     # must still be found, or a replay would hit the unique index on every retry instead of counting as one.
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "p.db"
-        shutil.copy(sqlite_template, path)
-        app = make_app(f"sqlite:///{path}", FixedClock(NOW))
-        try:
-            org, owner = organizations.create_organization(
-                app.uow(),
-                OPERATOR,
-                {
-                    "name": "P",
-                    "channel": "sales_assisted",
-                    "term_start": "2024-01-01",
-                    "primary_owner": {"email": "o@p.test", "name": "O"},
-                },
-                NOW,
-            )
-            events = [
-                {
-                    "idempotency_key": key,
-                    "member_id": owner.id,
-                    "model": "claude-haiku-4-5",
-                    "surface": "api",
-                    "occurred_at": "2026-11-15T10:00:00Z",
-                    "input_tokens": 1_000,
-                    "output_tokens": 100,
-                }
-                for key in ("a\x00b", "a", "plain")
-            ]
-            assert usage.record_usage(app, OPERATOR, org.id, {"events": events}) == {"accepted": 3, "duplicates": 0}
-            assert usage.record_usage(app, OPERATOR, org.id, {"events": events}) == {"accepted": 0, "duplicates": 3}
-            with pytest.raises(Conflict):
-                usage.record_usage(app, OPERATOR, org.id, {"events": [{**events[0], "output_tokens": 101}]})
-            with app.engine.connect() as conn:
-                assert conn.execute(select(func.count()).select_from(usage_events)).scalar() == 3
-        finally:
-            app.engine.dispose()
+    with _fresh_org(sqlite_template) as (app, org, owner):
+        events = [
+            {
+                "idempotency_key": key,
+                "member_id": owner.id,
+                "model": "claude-haiku-4-5",
+                "surface": "api",
+                "occurred_at": "2026-11-15T10:00:00Z",
+                "input_tokens": 1_000,
+                "output_tokens": 100,
+            }
+            for key in ("a\x00b", "a", "plain")
+        ]
+        assert usage.record_usage(app, OPERATOR, org.id, {"events": events}) == {"accepted": 3, "duplicates": 0}
+        assert usage.record_usage(app, OPERATOR, org.id, {"events": events}) == {"accepted": 0, "duplicates": 3}
+        with pytest.raises(Conflict):
+            usage.record_usage(app, OPERATOR, org.id, {"events": [{**events[0], "output_tokens": 101}]})
+        with app.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(usage_events)).scalar() == 3

@@ -325,6 +325,99 @@ def test_an_unexpected_failure_answers_its_batch_and_the_next_batch_still_runs(
     assert shop.id not in coalescer._in_flight and coalescer.batches == 2
 
 
+# -- on PostgreSQL: decided on unlocked rows, locked and committed in the last round trip --------------------
+def _pipelines(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, str]]:
+    """Each `run_together` of the batch: (ends with the pipeline's COMMIT, "ok" or the error's class name)."""
+    real = hold_batches.run_together
+    seen: list[tuple[bool, str]] = []
+
+    def spy(conn: Any, calls: Any) -> Any:
+        commits = calls[-1][0] is hold_batches._COMMIT
+        try:
+            answers = real(conn, calls)
+        except Exception as exc:
+            seen.append((commits, type(exc.orig if hasattr(exc, "orig") else exc).__name__))
+            raise
+        seen.append((commits, "ok"))
+        return answers
+
+    monkeypatch.setattr(hold_batches, "run_together", spy)
+    return seen
+
+
+@pytest.mark.postgres
+def test_a_batch_on_postgresql_reads_decides_and_commits_in_two_round_trips(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(pg_url, FixedClock(NOW))
+    try:
+        shop = Shop(app, member_caps=("5.00",))
+        holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))  # creates member 0's period rows
+        holds.authorize(app, OPERATOR, shop.id, shop.body("old1", 1, "1.00"))
+        pipelines = _pipelines(monkeypatch)
+        requests = [shop.body("old", 0, "1.00"), shop.body("a", 0, "2.00"), shop.body("b", 1, "0.40"),
+                    shop.body("c", 0, "9.00", allow_partial=True), shop.body("a", 0, "2.00")]  # fmt: skip
+        got = hold_batches.run_batch(
+            app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r)) for r in requests]
+        )
+        assert pipelines == [(False, "ok"), (True, "ok")]
+        assert [(str(a.amount), a.replayed) for a in got if isinstance(a, holds.HoldView)] == [
+            ("1.00", True), ("2.00", False), ("0.40", False), ("2.00", False), ("2.00", True),
+        ]  # fmt: skip
+        assert [r[4] for r in limit_rows(app, shop) if r[0] == "member:0"] == [5_000_000_000]
+        assert [r[2] for r in open_holds(app, shop)] == [2_000_000_000, 400_000_000, 2_000_000_000,
+                                                           1_000_000_000, 1_000_000_000]  # fmt: skip
+        # The connection went back to the pool out of its transaction: the next use of it works.
+        assert holds.authorize(app, OPERATOR, shop.id, shop.body("d", 1, "0.40")).replayed is False
+    finally:
+        app.engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("allow_partial", [False, True])
+def test_a_grant_that_no_longer_fits_when_the_batch_commits_writes_nothing_and_is_decided_again_under_the_lock(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, allow_partial: bool
+) -> None:
+    app = make_app(pg_url, FixedClock(NOW))
+    try:
+        shop = Shop(app, member_caps=("5.00",))
+        holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))
+        holds.authorize(app, OPERATOR, shop.id, shop.body("old1", 1, "0.40"))  # member 1's period rows exist
+        real = hold_batches.limits_repo.recent_rows_of
+        rival: list[holds.HoldView] = []
+
+        def racing(answer: Any) -> Any:
+            # After the batch read the rows (4.00 of room for member 0), another process takes 3.00 of it.
+            rows = real(answer)
+            if not rival:
+                worker = threading.Thread(
+                    target=lambda: rival.append(holds.authorize(app, OPERATOR, shop.id, shop.body("r", 0, "3.00")))
+                )
+                worker.start()
+                worker.join()
+            return rows
+
+        monkeypatch.setattr(hold_batches.limits_repo, "recent_rows_of", racing)
+        pipelines = _pipelines(monkeypatch)
+        requests = [shop.body("a", 0, "2.00", allow_partial=allow_partial), shop.body("b", 1, "0.40")]
+        got = hold_batches.run_batch(
+            app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r)) for r in requests]
+        )
+        # The guard failed the pipeline (nothing written); the locked path decided on the rows as they are now.
+        assert pipelines[:2] == [(False, "ok"), (True, "DivisionByZero")]
+        if allow_partial:
+            assert isinstance(got[0], holds.HoldView) and str(got[0].amount) == "1.00"
+        else:
+            assert isinstance(got[0], SeatmeterError) and got[0].code == "member_cap_reached"
+        assert isinstance(got[1], holds.HoldView) and str(got[1].amount) == "0.40"
+        held = 5_000_000_000 if allow_partial else 4_000_000_000
+        assert [r[4] for r in limit_rows(app, shop) if r[0] == "member:0"] == [held]
+        keys = sorted(r[0] for r in open_holds(app, shop))
+        assert keys == (["a", "b", "old", "old1", "r"] if allow_partial else ["b", "old", "old1", "r"])
+    finally:
+        app.engine.dispose()
+
+
 # -- the coalescer under real threads and processes ----------------------------------------------------------
 def test_the_coalescer_answers_threads_as_the_single_path_would(app: App) -> None:
     shop = Shop(app, credits_usd="100.00", org_cap="30.00")

@@ -30,9 +30,12 @@ __all__ = [
     "lock_rows",
     "post",
     "read",
+    "recent_rows_call",
+    "recent_rows_of",
     "release",
     "reserve",
     "reserve_many",
+    "reserve_many_or_fail_call",
     "set_ceiling",
 ]
 
@@ -268,6 +271,40 @@ def reserve_many_call(org_id: str, amounts: Mapping[Key, int]) -> tuple[Statemen
     for i, key in enumerate(keys):
         params[f"a{i}"], params[f"x{i}"] = key[0], amounts[key]
     return _reserve_many(len(keys)), params
+
+
+# PostgreSQL only: the rows of some accounts in some periods, read without a lock, for a batch that decides first
+# and locks in its commit's round trip (services/hold_batches.py). One text for any number of accounts, so psycopg
+# prepares it once.
+_RECENT_ROWS = Statement(
+    "SELECT account, period, limit_nano, posted_nano, held_nano FROM limit_accounts WHERE organization_id = :org "
+    "AND account = ANY(CAST(:accounts AS text[])) AND period = ANY(CAST(:periods AS text[]))"
+)
+
+
+def recent_rows_call(org_id: str, accounts: Iterable[str], periods: Iterable[str]) -> tuple[Statement, dict[str, Any]]:
+    """The rows of `accounts` in `periods`, unlocked (PostgreSQL), for `raw.run_together`; read by `recent_rows_of`."""
+    return _RECENT_ROWS, {"org": org_id, "accounts": sorted(set(accounts)), "periods": sorted(set(periods))}
+
+
+def recent_rows_of(answer: Rows | None) -> dict[Key, LimitState]:
+    return {(r.account, r.period): _state(r) for r in (answer.fetchall() if answer is not None else ())}
+
+
+def reserve_many_or_fail_call(org_id: str, amounts: Mapping[Key, int]) -> list[tuple[Statement, dict[str, Any]]]:
+    """`reserve_many` for a pipeline that commits in the same round trip (PostgreSQL): lock the rows in the fixed
+    order, then reserve; if any row lacks the room, the statement fails (division by zero, SQLSTATE 22012), the
+    transaction is aborted and the pipeline's COMMIT does nothing. The caller decided from unlocked rows, so here
+    a short count is a race lost, not a broken invariant: the caller decides again under the lock."""
+    _, params = reserve_many_call(org_id, amounts)
+    n = len(amounts)
+    return [(_lock_many(n), params), (_reserve_many_or_fail(n), {**params, "n": n})]
+
+
+@functools.cache
+def _reserve_many_or_fail(n: int) -> Statement:
+    update = _reserve_many(n).sqlite
+    return Statement(f"WITH reserved AS ({update} RETURNING 1) SELECT 1 / CAST(count(*) = :n AS integer) FROM reserved")
 
 
 def check_reserved(answer: Rows | None, amounts: Mapping[Key, int]) -> None:

@@ -15,6 +15,12 @@ the App) turns that queue into batches:
   in arrival order with `decide_grant` against states that carry the earlier grants of the batch. A refusal is
   that request's own answer (after the same release of overdue holds as the single path); one guarded UPDATE
   reserves the per-row sums, one driver call inserts the holds, one commit;
+- on PostgreSQL a batch (a lone request included) is first decided on rows read without a lock, in two round
+  trips: the reads, then one pipeline that locks the rows in the fixed order, reserves with the guard, inserts
+  the holds and commits, so the batches of other processes wait on the rows only while the server runs it. A
+  grant that no longer fits then fails that pipeline, which writes nothing, and the batch is decided again under
+  the lock as above; so is a batch with a refusal, a seat-based plan or a period row still to create
+  (`_decided_before_locking`);
 - a batch whose transaction fails (another process won an idempotency key, a deadlock, a broken invariant) is
   run again request by request through the single path, so each gets its own answer; a database that cannot
   be reached answers every request of the batch with the same 503 as the single path, without retrying.
@@ -39,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from seatmeter.adapters import limits_repo, orgs_repo
-from seatmeter.adapters.raw import Rows, Statement, run_together, to_db_time
+from seatmeter.adapters.raw import Call, Rows, Statement, run_together, to_db_time
 from seatmeter.domain import seats
 from seatmeter.domain.auth import Principal
 from seatmeter.domain.errors import NotFound, SeatmeterError, ServiceUnavailable, UsageRefused
@@ -169,7 +175,8 @@ class HoldBatches:
                         continue
                     waiter.prepared = holds.Prepared(waiter.request, estimate, waiter.now)
                 ready.append(waiter)
-            if len(ready) == 1:
+            # A lone request: on SQLite the single path is cheaper; on PostgreSQL the batch's two round trips are.
+            if len(ready) == 1 and self._app.engine.dialect.name != "postgresql":
                 _single(self._app, org_id, ready[0])
             elif ready:
                 requests = [(w.principal, w.prepared) for w in ready if w.prepared is not None]
@@ -269,6 +276,78 @@ _REPLAYS_POSTGRES = Statement(
 
 
 def _transaction(app: App, org_id: str, batch: list[holds.Prepared]) -> list[Answer]:
+    if app.engine.dialect.name == "postgresql":
+        answers = _decided_before_locking(app, org_id, batch)
+        if answers is not None:
+            return answers
+    return _locked_transaction(app, org_id, batch)
+
+
+# A COMMIT sent in the same pipeline as the writes (PostgreSQL): the rows stay locked only while the server runs
+# the pipeline's last statements, not across round trips.
+_COMMIT = Statement("COMMIT")
+
+
+def _decided_before_locking(app: App, org_id: str, batch: list[holds.Prepared]) -> list[Answer] | None:
+    """The batch in two round trips, on PostgreSQL, or None when only the locked path can answer it.
+
+    The first reads the replays, the organization with its members and the limit rows of the batch's accounts,
+    without locking them; the batch is decided on those rows; the second locks the rows in the fixed order,
+    reserves with the guard, inserts the holds and commits. Concurrent batches of other processes then wait on
+    the rows only while the server runs that last pipeline. The answers are those of deciding the batch at the
+    moment of the first read: the guard holds every grant to the rows as they are when it runs, and a grant
+    that no longer fits fails the whole pipeline (nothing is written). A refusal, which may need the release of
+    overdue holds, a seat-based plan, whose allowance is read from other rows, a missing period row, a key
+    another process just used, or any failure at all: None, and the caller decides again under the lock.
+    """
+    now = app.clock.now()
+    try:
+        with app.uow() as uow:
+            conn = uow.conn
+            members = {p.request.member_id for p in batch}
+            replays, found, rows = run_together(conn, [
+                _stored_call(conn, org_id, {p.request.idempotency_key for p in batch}),
+                orgs_repo.organization_and_members_call(org_id, list(members)),
+                limits_repo.recent_rows_call(org_id, [CREDITS, ORGANIZATION, *map(member_account, members)],
+                                             ["", *_period_keys_near(now)]),
+            ])  # fmt: skip
+            stored = _stored_of(replays)
+            org, seats_of = orgs_repo.organization_and_members_of(org_id, found)
+            if org.plan == "seat_based":
+                return None
+            decider = _Decider(app, conn, org_id, org, seats_of, stored, now)
+            decider.optimistic = True
+            recent = limits_repo.recent_rows_of(rows)
+            wanted = decider.wanted([p.request for p in batch if p.request.idempotency_key not in stored])
+            if not wanted <= recent.keys():
+                return None
+            decider.states = {key: recent[key] for key in wanted}
+            answers: list[Answer] = []
+            for prepared in batch:
+                try:
+                    answers.append(decider.decide(prepared))
+                except UsageRefused:
+                    return None
+                except SeatmeterError as exc:
+                    answers.append(exc)
+            decider.write_and_commit()
+            uow.commit()  # the pipeline committed; this ends SQLAlchemy's transaction, with nothing to send
+    except ServiceUnavailable as exc:
+        if _transaction_lost(exc):
+            return None
+        raise
+    except Exception:  # noqa: BLE001 - decided again under the lock, where each failure gets its own answer
+        return None
+    return answers
+
+
+def _period_keys_near(now: datetime) -> set[str]:
+    """The keys ("YYYY-MM", the month a period starts in, local time) a period containing `now` may have in any
+    time zone with any anchor day: it started at most 31 days and 14 hours before, at most 14 hours after."""
+    return {(now + timedelta(days=days)).strftime("%Y-%m") for days in (-33, 0, 1)}
+
+
+def _locked_transaction(app: App, org_id: str, batch: list[holds.Prepared]) -> list[Answer]:
     now = app.clock.now()
     with app.uow() as uow:
         conn = uow.conn
@@ -342,6 +421,7 @@ class _Decider:
         self.fresh: dict[str, tuple[str, holds.HoldView]] = {}
         self.inserts: list[dict[str, Any]] = []
         self.expiry_tried = False
+        self.optimistic = False  # decided on unlocked rows: a refusal is not final (see _decided_before_locking)
 
     def accounts(self, member_id: str) -> list[str]:
         return ([CREDITS] if self.org.prepaid else []) + [member_account(member_id), ORGANIZATION]
@@ -349,15 +429,19 @@ class _Decider:
     def keys(self, member_id: str) -> list[Key]:
         return [(a, "" if a == CREDITS else self.period.key) for a in self.accounts(member_id)]
 
-    def lock(self, requests: list[HoldRequest]) -> None:
-        """Lock, once and in the fixed order, the rows of every request that may be granted (the single path
-        creates a member's period row only for a request that gets as far as its decision)."""
-        wanted = {
+    def wanted(self, requests: list[HoldRequest]) -> set[Key]:
+        """The rows of every request that may be granted (the single path creates a member's period row only for
+        a request that gets as far as its decision)."""
+        return {
             key
             for r in requests
             if r.member_id in self.members and _entitled(self.members[r.member_id].seat_type, r.surface)
             for key in self.keys(r.member_id)
         }
+
+    def lock(self, requests: list[HoldRequest]) -> None:
+        """Lock, once and in the fixed order, the rows of every request that may be granted."""
+        wanted = self.wanted(requests)
         if wanted:
             self.states = limits_repo.lock_many(self.conn, self.org_id, wanted)
 
@@ -381,6 +465,8 @@ class _Decider:
         try:
             grant = self._grant(keys, prepared)
         except UsageRefused:
+            if self.optimistic:
+                raise
             # As on the single path: holds past their timeout may still be counted as held; release them
             # (once: a second try would find none) and decide again. A refusal keeps them released.
             if self.expiry_tried:
@@ -446,6 +532,14 @@ class _Decider:
             (holds._INSERT_HOLD, self.inserts),
         ])  # fmt: skip
         limits_repo.check_reserved(reserved, self.granted)
+
+    def write_and_commit(self) -> None:
+        """With anything to write: the rows locked, the guarded reserve, the holds and the COMMIT in one round
+        trip (PostgreSQL)."""
+        if not self.inserts:
+            return
+        calls: list[Call] = [*limits_repo.reserve_many_or_fail_call(self.org_id, self.granted)]
+        run_together(self.conn, [*calls, (holds._INSERT_HOLD, self.inserts), (_COMMIT, {})])
 
 
 def _entitled(seat_type: str | None, surface: str) -> bool:

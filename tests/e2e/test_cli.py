@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import re
 from pathlib import Path
@@ -116,6 +118,26 @@ def test_serve_runs_uvloop_and_httptools_without_access_log_and_one_worker_on_sq
     invoke("serve", "--workers", "3", "--access-log", "--keep-alive-s", "10", "--backlog", "128")
     assert served["workers"] == 3 and served["access_log"] is True and served["log_level"] == "info"
     assert served["timeout_keep_alive"] == 10 and served["backlog"] == 128
+
+
+def test_a_served_worker_hides_what_it_built_at_startup_from_the_cyclic_collector(env: Path) -> None:
+    from seatmeter.adapters.db import upgrade
+    from seatmeter.entrypoints.api.app import serve_app
+    from seatmeter.settings import Settings
+
+    upgrade(Settings().database_url)
+    api = serve_app()
+    gc.unfreeze()
+
+    async def started() -> int:
+        async with api.router.lifespan_context(api):
+            return gc.get_freeze_count()
+
+    try:
+        assert asyncio.run(started()) > 10_000  # the modules and the app: a full collection no longer walks them
+    finally:
+        gc.unfreeze()
+        api.state.seatmeter.engine.dispose()
 
 
 def test_the_default_worker_count_is_the_cpus_this_process_may_use_on_postgresql_and_one_on_sqlite(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -173,6 +174,10 @@ def serve_app() -> FastAPI:
     async def lifespan(served: FastAPI) -> AsyncIterator[None]:
         sweeper = threading.Thread(target=expire_loop, name="seatmeter-expiry", daemon=True)
         sweeper.start()
+        # What is built by now lives as long as the worker (modules, the app, its pools): out of the cyclic
+        # collector's sight, a full collection walks only what requests made since. Under holds_http load a
+        # full collection of the ~140,000 startup objects stopped the worker for 83-115 ms, the p99.5.
+        gc.freeze()
         try:
             async with routers_lifespan(served):
                 yield

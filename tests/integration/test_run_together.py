@@ -43,3 +43,18 @@ def test_an_error_anywhere_is_the_drivers_error_as_sqlalchemy_raises_it_and_noth
         uow.commit()
     with app.uow() as uow:
         assert uow.conn.execute(text("SELECT count(*) FROM pipelined")).scalar_one() == 0
+
+
+def test_a_statement_without_rows_reads_as_none_and_a_read_of_no_rows_as_empty(app: App) -> None:
+    with app.uow() as uow:
+        uow.conn.execute(text(_DROP))
+        uow.conn.execute(text(_CREATE))
+        _INSERT.run(uow.conn, {"k": "a", "n": 1})
+        assert _BUMP.run(uow.conn, {"at_least": 1}).fetchall() == []
+        assert _BUMP.run(uow.conn, {"at_least": 1}).first() is None
+        assert _BUMP.run(uow.conn, {"at_least": 1}).tuples() == []
+        assert _READ.run(uow.conn, {"at_least": 9}).fetchall() == []
+        assert _READ.run(uow.conn, {"at_least": 9}).first() is None
+        row = _READ.run(uow.conn, {"at_least": 1}).first()
+        assert (row.k, row.n) == ("a", 4)
+        assert _READ.run(uow.conn, {"at_least": 1}).tuples() == [("a", 4)]

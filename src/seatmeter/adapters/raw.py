@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.pq import ExecStatus
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -128,7 +129,7 @@ class Rows:
     def fetchall(self) -> list[Any]:
         cursor = self._cursor
         try:
-            if cursor.description is None:
+            if not _returns_rows(cursor):
                 return []
             make = self._row_type()._make
             rows = [make(r) for r in cursor.fetchall()]
@@ -142,7 +143,7 @@ class Rows:
         """The rows as the driver's own tuples: for reads of thousands of rows, where a named tuple each costs."""
         cursor = self._cursor
         try:
-            return [] if cursor.description is None else list(cursor.fetchall())
+            return list(cursor.fetchall()) if _returns_rows(cursor) else []
         finally:
             cursor.close()
 
@@ -150,7 +151,7 @@ class Rows:
         """The first row, or None; the rest is not read (the statements that use it match one row at most)."""
         cursor = self._cursor
         try:
-            if cursor.description is None:
+            if not _returns_rows(cursor):
                 return None
             row = cursor.fetchone()
             if row is None:
@@ -168,6 +169,21 @@ class Rows:
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fetchall())
+
+
+_TUPLES = frozenset({ExecStatus.TUPLES_OK, ExecStatus.SINGLE_TUPLE, ExecStatus.TUPLES_CHUNK})
+
+
+def _returns_rows(cursor: Any) -> bool:
+    """`cursor.description is not None`, without the description: psycopg builds a Column object for every
+    column each time it is asked (30 per batch of holds, a tenth of the batch's Python)."""
+    result: Any = getattr(cursor, "pgresult", _NOT_PSYCOPG)
+    if result is _NOT_PSYCOPG:
+        return cursor.description is not None  # sqlite3: a tuple it already has
+    return result is not None and (result.nfields > 0 or result.status in _TUPLES)
+
+
+_NOT_PSYCOPG = object()
 
 
 @functools.cache

@@ -54,6 +54,10 @@ class LimitState:
     def is_member(self) -> bool:
         return self.account.startswith("member:")
 
+    def holding(self, more_nano: int) -> LimitState:
+        """The same row with `more_nano` more held (`dataclasses.replace` costs several times this)."""
+        return LimitState(self.account, self.limit_nano, self.posted_nano, self.held_nano + more_nano)
+
 
 @dataclass(frozen=True, slots=True)
 class Estimate:

@@ -495,8 +495,7 @@ class _Decider:
             _RELEASE_SAVEPOINT.run(self.conn, {})
         for key in keys:
             self.granted[key] = self.granted.get(key, 0) + grant.amount_nano
-            state = self.states[key]
-            self.states[key] = replace(state, held_nano=state.held_nano + grant.amount_nano)
+            self.states[key] = self.states[key].holding(grant.amount_nano)
         hold_id = new_id("hold")
         self.inserts.append({
             "org": self.org_id, "id": hold_id, "key": request.idempotency_key, "fingerprint": request.fingerprint,
@@ -518,7 +517,7 @@ class _Decider:
         holds a replay later in the batch reads (one may have expired just now)."""
         rows = limits_repo.read(self.conn, self.org_id, self.states)
         self.states = {
-            key: replace(state, held_nano=state.held_nano + self.granted.get(key, 0)) for key, state in rows.items()
+            key: state.holding(self.granted.get(key, 0)) for key, state in rows.items()
         }
         if self.stored:
             self.stored = _stored(self.conn, self.org_id, set(self.stored))

@@ -253,12 +253,16 @@ def test_a_deadlocked_batch_is_run_again_request_by_request(app: App, monkeypatc
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("rows_exist", [False, True])
 def test_a_key_another_process_wins_during_the_batch_is_answered_as_its_replay(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, rows_exist: bool
 ) -> None:
     app = make_app(pg_url, FixedClock(NOW))
     try:
         shop = Shop(app)
+        if rows_exist:  # the batch is decided before locking; else it creates member 0's period rows under the lock
+            holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))
+        pipelines = _pipelines(monkeypatch)
         requests = [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, shop.body(k, 0, "1.00"))) for k in ("a", "b")]
         real = hold_batches.orgs_repo.organization_and_members_of
         rival: list[holds.HoldView] = []
@@ -278,7 +282,10 @@ def test_a_key_another_process_wins_during_the_batch_is_answered_as_its_replay(
         got = hold_batches.run_batch(app, shop.id, requests)
         assert isinstance(got[0], holds.HoldView) and got[0].replayed and got[0].id == rival[0].id
         assert isinstance(got[1], holds.HoldView) and not got[1].replayed
-        assert [r[4] for r in limit_rows(app, shop) if r[0] == "organization"] == [2_000_000_000]
+        held = 3_000_000_000 if rows_exist else 2_000_000_000
+        assert [r[4] for r in limit_rows(app, shop) if r[0] == "organization"] == [held]
+        if rows_exist:  # the unique index refused the pipeline, which wrote nothing; the locked path answered
+            assert pipelines[:2] == [(False, "ok"), (True, "UniqueViolation")]
     finally:
         app.engine.dispose()
 

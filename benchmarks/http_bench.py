@@ -36,7 +36,6 @@ from benchmarks.common import (
 from benchmarks.holds import check_no_overspend
 from benchmarks.registry import Result, Size, register
 from seatmeter.entrypoints.cli import default_workers
-from seatmeter.services import holds
 from seatmeter.services.organizations import create_service_key
 
 __all__ = [
@@ -148,7 +147,8 @@ def load_ceiling(seconds: float) -> float:
 
 def _holds_in_process(url: str, org: BenchOrg, seconds: float) -> tuple[float, list[float]]:
     """The same concurrency of holds on the same organization with no HTTP at all: CONCURRENCY threads calling
-    services.holds.authorize in this process. What the database allows; the difference is the HTTP stack's."""
+    the group commit (`app.hold_batches.authorize`, as the server's hold route does) in this process. What the
+    database and the batches allow; the difference is the HTTP stack's."""
     app = make_app(url, db_pool_size=CONCURRENCY)
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -164,7 +164,7 @@ def _holds_in_process(url: str, org: BenchOrg, seconds: float) -> tuple[float, l
                 "estimate": {"amount": "0.01"},
             }
             started = time.perf_counter()
-            holds.authorize(app, org.service, org.id, body)
+            app.hold_batches.authorize(org.service, org.id, body)
             latencies.append((time.perf_counter() - started) * 1000)
             i += 1
 
@@ -175,6 +175,7 @@ def _holds_in_process(url: str, org: BenchOrg, seconds: float) -> tuple[float, l
     for t in threads:
         t.join()
     took = time.perf_counter() - started
+    app.hold_batches.close()
     app.engine.dispose()
     return len(latencies) / took, latencies
 

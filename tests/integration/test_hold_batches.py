@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from seatmeter.adapters import limits_repo
+from seatmeter.adapters import limits_repo, metrics
 from seatmeter.adapters.clock import FixedClock, SystemClock
 from seatmeter.adapters.tables import holds as holds_table
 from seatmeter.adapters.tables import limit_accounts
@@ -352,6 +352,12 @@ def _pipelines(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, str]]:
     return seen
 
 
+def _relocked(reason: str) -> int:
+    """How many batches /metrics counts as decided again under the lock for `reason`, in this process."""
+    line = f'seatmeter_hold_batches_relocked_total{{reason="{reason}"}} '
+    return sum(int(x.removeprefix(line)) for x in metrics.render().splitlines() if x.startswith(line))
+
+
 @pytest.mark.postgres
 def test_a_batch_on_postgresql_reads_decides_and_commits_in_two_round_trips(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
@@ -362,12 +368,14 @@ def test_a_batch_on_postgresql_reads_decides_and_commits_in_two_round_trips(
         holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))  # creates member 0's period rows
         holds.authorize(app, OPERATOR, shop.id, shop.body("old1", 1, "1.00"))
         pipelines = _pipelines(monkeypatch)
+        relocked = [_relocked(reason) for reason in ("refused", "seat_based", "rows_missing", "failed")]
         requests = [shop.body("old", 0, "1.00"), shop.body("a", 0, "2.00"), shop.body("b", 1, "0.40"),
                     shop.body("c", 0, "9.00", allow_partial=True), shop.body("a", 0, "2.00")]  # fmt: skip
         got = hold_batches.run_batch(
             app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r)) for r in requests]
         )
         assert pipelines == [(False, "ok"), (True, "ok")]
+        assert [_relocked(reason) for reason in ("refused", "seat_based", "rows_missing", "failed")] == relocked
         assert [(str(a.amount), a.replayed) for a in got if isinstance(a, holds.HoldView)] == [
             ("1.00", True), ("2.00", False), ("0.40", False), ("2.00", False), ("2.00", True),
         ]  # fmt: skip
@@ -406,12 +414,14 @@ def test_a_grant_that_no_longer_fits_when_the_batch_commits_writes_nothing_and_i
 
         monkeypatch.setattr(hold_batches.limits_repo, "recent_rows_of", racing)
         pipelines = _pipelines(monkeypatch)
+        failed = _relocked("failed")
         requests = [shop.body("a", 0, "2.00", allow_partial=allow_partial), shop.body("b", 1, "0.40")]
         got = hold_batches.run_batch(
             app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r)) for r in requests]
         )
         # The guard failed the pipeline (nothing written); the locked path decided on the rows as they are now.
         assert pipelines[:2] == [(False, "ok"), (True, "DivisionByZero")]
+        assert _relocked("failed") == failed + 1
         if allow_partial:
             assert isinstance(got[0], holds.HoldView) and str(got[0].amount) == "1.00"
         else:

@@ -13,6 +13,10 @@ _HELP = {
     "seatmeter_http_requests_total": "HTTP requests answered, by route and status code.",
     "seatmeter_holds_total": "Hold requests, by outcome (granted, partial, refused code).",
     "seatmeter_usage_events_total": "Usage events, by outcome (accepted, duplicate).",
+    "seatmeter_hold_batches_relocked_total": (
+        "Batches of holds decided again under the lock (PostgreSQL), by reason: refused, seat_based, "
+        "rows_missing (a period row to create), failed (a grant no longer fit, a key taken, a deadlock)."
+    ),
 }
 
 

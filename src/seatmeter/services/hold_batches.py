@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from seatmeter.adapters import limits_repo, orgs_repo
+from seatmeter.adapters import limits_repo, metrics, orgs_repo
 from seatmeter.adapters.raw import Call, Rows, Statement, run_together, to_db_time
 from seatmeter.domain import seats
 from seatmeter.domain.auth import Principal
@@ -314,12 +314,14 @@ def _decided_before_locking(app: App, org_id: str, batch: list[holds.Prepared]) 
             stored = _stored_of(replays)
             org, seats_of = orgs_repo.organization_and_members_of(org_id, found)
             if org.plan == "seat_based":
+                _relocked("seat_based")
                 return None
             decider = _Decider(app, conn, org_id, org, seats_of, stored, now)
             decider.optimistic = True
             recent = limits_repo.recent_rows_of(rows)
             wanted = decider.wanted([p.request for p in batch if p.request.idempotency_key not in stored])
             if not wanted <= recent.keys():
+                _relocked("rows_missing")
                 return None
             decider.states = {key: recent[key] for key in wanted}
             answers: list[Answer] = []
@@ -327,6 +329,7 @@ def _decided_before_locking(app: App, org_id: str, batch: list[holds.Prepared]) 
                 try:
                     answers.append(decider.decide(prepared))
                 except UsageRefused:
+                    _relocked("refused")
                     return None
                 except SeatmeterError as exc:
                     answers.append(exc)
@@ -334,11 +337,18 @@ def _decided_before_locking(app: App, org_id: str, batch: list[holds.Prepared]) 
             uow.commit()  # the pipeline committed; this ends SQLAlchemy's transaction, with nothing to send
     except ServiceUnavailable as exc:
         if _transaction_lost(exc):
+            _relocked("failed")
             return None
         raise
     except Exception:  # noqa: BLE001 - decided again under the lock, where each failure gets its own answer
+        _relocked("failed")
         return None
     return answers
+
+
+def _relocked(reason: str) -> None:
+    """Count a batch sent to the locked path (/metrics): many `failed` mean batches of several processes racing."""
+    metrics.count("seatmeter_hold_batches_relocked_total", reason=reason)
 
 
 def _period_keys_near(now: datetime) -> set[str]:
@@ -516,9 +526,7 @@ class _Decider:
         """What an expiry (or its undoing) changed: the locked rows, with the batch's grants on top, and the
         holds a replay later in the batch reads (one may have expired just now)."""
         rows = limits_repo.read(self.conn, self.org_id, self.states)
-        self.states = {
-            key: state.holding(self.granted.get(key, 0)) for key, state in rows.items()
-        }
+        self.states = {key: state.holding(self.granted.get(key, 0)) for key, state in rows.items()}
         if self.stored:
             self.stored = _stored(self.conn, self.org_id, set(self.stored))
 

@@ -110,7 +110,8 @@ def test_serve_runs_uvloop_and_httptools_without_access_log_and_one_worker_on_sq
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: served.update(app=app, **kw))
     out = invoke("serve", "--port", "8123")
     assert served["app"] == "seatmeter.entrypoints.api.app:serve_app" and served["factory"] is True
-    assert served["loop"] == "uvloop" and served["http"] == "httptools"
+    assert served["loop"] == "uvloop"
+    assert served["http"] == "seatmeter.adapters.http_protocol:CoalescingHttpToolsProtocol"  # httptools underneath
     assert served["access_log"] is False and served["log_level"] == "warning"
     assert served["workers"] == 1 and served["port"] == 8123  # the env fixture's database is SQLite
     assert served["timeout_keep_alive"] == 75 and served["backlog"] == 2048

@@ -102,8 +102,8 @@ def serve(
     ),
     backlog: int = typer.Option(2048, help="connections the kernel queues before the server accepts them"),
 ) -> None:
-    """Serve the API, the dashboard and /openapi.json (uvloop and httptools; on PostgreSQL one worker per CPU by
-    default, on SQLite one)."""
+    """Serve the API, the dashboard and /openapi.json (uvloop and httptools, a response's writes sent as one; on
+    PostgreSQL one worker per CPU by default, on SQLite one)."""
     import uvicorn
 
     settings = Settings()
@@ -122,7 +122,7 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http="seatmeter.adapters.http_protocol:CoalescingHttpToolsProtocol",  # httptools, one write per turn
         log_level="info" if access_log else "warning",
         access_log=access_log,
         timeout_keep_alive=keep_alive_s,

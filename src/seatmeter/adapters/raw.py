@@ -172,6 +172,7 @@ class Rows:
 
 
 _TUPLES = frozenset({ExecStatus.TUPLES_OK, ExecStatus.SINGLE_TUPLE, ExecStatus.TUPLES_CHUNK})
+_NOT_PSYCOPG = object()
 
 
 def _returns_rows(cursor: Any) -> bool:
@@ -181,9 +182,6 @@ def _returns_rows(cursor: Any) -> bool:
     if result is _NOT_PSYCOPG:
         return cursor.description is not None  # sqlite3: a tuple it already has
     return result is not None and (result.nfields > 0 or result.status in _TUPLES)
-
-
-_NOT_PSYCOPG = object()
 
 
 @functools.cache

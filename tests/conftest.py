@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +25,9 @@ from seatmeter.adapters.clock import FixedClock
 from seatmeter.adapters.db import upgrade
 from seatmeter.adapters.tables import metadata
 from seatmeter.bootstrap import App, build
+from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.entrypoints.api.app import create_app
+from seatmeter.services import organizations
 from seatmeter.settings import Settings
 
 POSTGRES_URL = os.environ.get("SEATMETER_TEST_POSTGRES_URL", "")
@@ -114,6 +118,32 @@ def clock() -> FixedClock:
 
 def make_app(url: str, clock: FixedClock, **settings: Any) -> App:
     return build(Settings(database_url=url, operator_key=OPERATOR_KEY, **settings), clock=clock, migrate=False)
+
+
+@contextmanager
+def fresh_sales_org(sqlite_template: Path, clock: FixedClock, **fields: Any) -> Iterator[tuple[App, Any, Any]]:
+    """A fresh SQLite database (a copy of the migrated template), its App and a sales-assisted organization, for
+    property tests that need a new database per example (a function-scoped fixture would be shared by them)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "p.db"
+        shutil.copy(sqlite_template, path)
+        app = make_app(f"sqlite:///{path}", clock)
+        try:
+            org, owner = organizations.create_organization(
+                app.uow(),
+                Principal(PrincipalKind.OPERATOR),
+                {
+                    "name": "P",
+                    "channel": "sales_assisted",
+                    **fields,
+                    "term_start": "2024-01-01",
+                    "primary_owner": {"email": "o@p.test", "name": "O"},
+                },
+                clock.now(),
+            )
+            yield app, org, owner
+        finally:
+            app.engine.dispose()
 
 
 @pytest.fixture

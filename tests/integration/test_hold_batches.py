@@ -252,42 +252,53 @@ def test_a_deadlocked_batch_is_run_again_request_by_request(app: App, monkeypatc
     assert len(open_holds(app, shop)) == 2
 
 
+def _authorize_elsewhere(app: App, shop: Shop, body: dict[str, Any]) -> holds.HoldView:
+    """`holds.authorize` in another thread, so in a transaction of its own, committed before this returns: what
+    another process does while the caller's batch is between its round trips."""
+    answer: list[holds.HoldView] = []
+    worker = threading.Thread(target=lambda: answer.append(holds.authorize(app, OPERATOR, shop.id, body)))
+    worker.start()
+    worker.join()
+    return answer[0]
+
+
+@pytest.fixture
+def pg_app(pg_url: str) -> Iterator[App]:
+    """An App on the emptied PostgreSQL database, at NOW."""
+    application = make_app(pg_url, FixedClock(NOW))
+    yield application
+    application.engine.dispose()
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("rows_exist", [False, True])
 def test_a_key_another_process_wins_during_the_batch_is_answered_as_its_replay(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch, rows_exist: bool
+    pg_app: App, monkeypatch: pytest.MonkeyPatch, rows_exist: bool
 ) -> None:
-    app = make_app(pg_url, FixedClock(NOW))
-    try:
-        shop = Shop(app)
-        if rows_exist:  # the batch is decided before locking; else it creates member 0's period rows under the lock
-            holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))
-        pipelines = _pipelines(monkeypatch)
-        requests = [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, shop.body(k, 0, "1.00"))) for k in ("a", "b")]
-        real = hold_batches.orgs_repo.organization_and_members_of
-        rival: list[holds.HoldView] = []
+    app = pg_app
+    shop = Shop(app)
+    if rows_exist:  # the batch is decided before locking; else it creates member 0's period rows under the lock
+        holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))
+    pipelines = _pipelines(monkeypatch)
+    requests = [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, shop.body(k, 0, "1.00"))) for k in ("a", "b")]
+    real = hold_batches.orgs_repo.organization_and_members_of
+    rival: list[holds.HoldView] = []
 
-        def racing(*args: Any) -> Any:
-            # After the batch's first round trip looked its keys up (with the organization and its members):
-            # another process commits key "a" first (its own transaction).
-            if not rival:
-                worker = threading.Thread(
-                    target=lambda: rival.append(holds.authorize(app, OPERATOR, shop.id, shop.body("a", 0, "1.00")))
-                )
-                worker.start()
-                worker.join()
-            return real(*args)
+    def racing(*args: Any) -> Any:
+        # After the batch's first round trip looked its keys up (with the organization and its members):
+        # another process commits key "a" first (its own transaction).
+        if not rival:
+            rival.append(_authorize_elsewhere(app, shop, shop.body("a", 0, "1.00")))
+        return real(*args)
 
-        monkeypatch.setattr(hold_batches.orgs_repo, "organization_and_members_of", racing)
-        got = hold_batches.run_batch(app, shop.id, requests)
-        assert isinstance(got[0], holds.HoldView) and got[0].replayed and got[0].id == rival[0].id
-        assert isinstance(got[1], holds.HoldView) and not got[1].replayed
-        held = 3_000_000_000 if rows_exist else 2_000_000_000
-        assert [r[4] for r in limit_rows(app, shop) if r[0] == "organization"] == [held]
-        if rows_exist:  # the unique index refused the pipeline, which wrote nothing; the locked path answered
-            assert pipelines[:2] == [(False, "ok"), (True, "UniqueViolation")]
-    finally:
-        app.engine.dispose()
+    monkeypatch.setattr(hold_batches.orgs_repo, "organization_and_members_of", racing)
+    got = hold_batches.run_batch(app, shop.id, requests)
+    assert isinstance(got[0], holds.HoldView) and got[0].replayed and got[0].id == rival[0].id
+    assert isinstance(got[1], holds.HoldView) and not got[1].replayed
+    held = 3_000_000_000 if rows_exist else 2_000_000_000
+    assert [r[4] for r in limit_rows(app, shop) if r[0] == "organization"] == [held]
+    if rows_exist:  # the unique index refused the pipeline, which wrote nothing; the locked path answered
+        assert pipelines[:2] == [(False, "ok"), (True, "UniqueViolation")]
 
 
 def test_a_batch_integrity_error_falls_back_without_losing_a_request(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -360,79 +371,65 @@ def _relocked(reason: str) -> int:
 
 @pytest.mark.postgres
 def test_a_batch_on_postgresql_reads_decides_and_commits_in_two_round_trips(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    pg_app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = make_app(pg_url, FixedClock(NOW))
-    try:
-        shop = Shop(app, member_caps=("5.00",))
-        holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))  # creates member 0's period rows
-        holds.authorize(app, OPERATOR, shop.id, shop.body("old1", 1, "1.00"))
-        pipelines = _pipelines(monkeypatch)
-        relocked = [_relocked(reason) for reason in ("refused", "seat_based", "rows_missing", "failed")]
-        requests = [shop.body("old", 0, "1.00"), shop.body("a", 0, "2.00"), shop.body("b", 1, "0.40"),
-                    shop.body("c", 0, "9.00", allow_partial=True), shop.body("a", 0, "2.00")]  # fmt: skip
-        got = hold_batches.run_batch(
-            app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r)) for r in requests]
-        )
-        assert pipelines == [(False, "ok"), (True, "ok")]
-        assert [_relocked(reason) for reason in ("refused", "seat_based", "rows_missing", "failed")] == relocked
-        assert [(str(a.amount), a.replayed) for a in got if isinstance(a, holds.HoldView)] == [
-            ("1.00", True), ("2.00", False), ("0.40", False), ("2.00", False), ("2.00", True),
-        ]  # fmt: skip
-        assert [r[4] for r in limit_rows(app, shop) if r[0] == "member:0"] == [5_000_000_000]
-        assert [r[2] for r in open_holds(app, shop)] == [2_000_000_000, 400_000_000, 2_000_000_000,
-                                                           1_000_000_000, 1_000_000_000]  # fmt: skip
-        # The connection went back to the pool out of its transaction: the next use of it works.
-        assert holds.authorize(app, OPERATOR, shop.id, shop.body("d", 1, "0.40")).replayed is False
-    finally:
-        app.engine.dispose()
+    app = pg_app
+    shop = Shop(app, member_caps=("5.00",))
+    holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))  # creates member 0's period rows
+    holds.authorize(app, OPERATOR, shop.id, shop.body("old1", 1, "1.00"))
+    pipelines = _pipelines(monkeypatch)
+    relocked = [_relocked(reason) for reason in ("refused", "seat_based", "rows_missing", "failed")]
+    requests = [shop.body("old", 0, "1.00"), shop.body("a", 0, "2.00"), shop.body("b", 1, "0.40"),
+                shop.body("c", 0, "9.00", allow_partial=True), shop.body("a", 0, "2.00")]  # fmt: skip
+    got = hold_batches.run_batch(app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r)) for r in requests])
+    assert pipelines == [(False, "ok"), (True, "ok")]
+    assert [_relocked(reason) for reason in ("refused", "seat_based", "rows_missing", "failed")] == relocked
+    assert [(str(a.amount), a.replayed) for a in got if isinstance(a, holds.HoldView)] == [
+        ("1.00", True), ("2.00", False), ("0.40", False), ("2.00", False), ("2.00", True),
+    ]  # fmt: skip
+    assert [r[4] for r in limit_rows(app, shop) if r[0] == "member:0"] == [5_000_000_000]
+    assert [r[2] for r in open_holds(app, shop)] == [2_000_000_000, 400_000_000, 2_000_000_000,
+                                                       1_000_000_000, 1_000_000_000]  # fmt: skip
+    # The connection went back to the pool out of its transaction: the next use of it works.
+    assert holds.authorize(app, OPERATOR, shop.id, shop.body("d", 1, "0.40")).replayed is False
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("allow_partial", [False, True])
 def test_a_grant_that_no_longer_fits_when_the_batch_commits_writes_nothing_and_is_decided_again_under_the_lock(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch, allow_partial: bool
+    pg_app: App, monkeypatch: pytest.MonkeyPatch, allow_partial: bool
 ) -> None:
-    app = make_app(pg_url, FixedClock(NOW))
-    try:
-        shop = Shop(app, member_caps=("5.00",))
-        holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))
-        holds.authorize(app, OPERATOR, shop.id, shop.body("old1", 1, "0.40"))  # member 1's period rows exist
-        real = hold_batches.limits_repo.recent_rows_of
-        rival: list[holds.HoldView] = []
+    app = pg_app
+    shop = Shop(app, member_caps=("5.00",))
+    holds.authorize(app, OPERATOR, shop.id, shop.body("old", 0, "1.00"))
+    holds.authorize(app, OPERATOR, shop.id, shop.body("old1", 1, "0.40"))  # member 1's period rows exist
+    real = hold_batches.limits_repo.recent_rows_of
+    rival: list[holds.HoldView] = []
 
-        def racing(answer: Any) -> Any:
-            # After the batch read the rows (4.00 of room for member 0), another process takes 3.00 of it.
-            rows = real(answer)
-            if not rival:
-                worker = threading.Thread(
-                    target=lambda: rival.append(holds.authorize(app, OPERATOR, shop.id, shop.body("r", 0, "3.00")))
-                )
-                worker.start()
-                worker.join()
-            return rows
+    def racing(answer: Any) -> Any:
+        # After the batch read the rows (4.00 of room for member 0), another process takes 3.00 of it.
+        rows = real(answer)
+        if not rival:
+            rival.append(_authorize_elsewhere(app, shop, shop.body("r", 0, "3.00")))
+        return rows
 
-        monkeypatch.setattr(hold_batches.limits_repo, "recent_rows_of", racing)
-        pipelines = _pipelines(monkeypatch)
-        failed = _relocked("failed")
-        requests = [shop.body("a", 0, "2.00", allow_partial=allow_partial), shop.body("b", 1, "0.40")]
-        got = hold_batches.run_batch(
-            app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r)) for r in requests]
-        )
-        # The guard failed the pipeline (nothing written); the locked path decided on the rows as they are now.
-        assert pipelines[:2] == [(False, "ok"), (True, "DivisionByZero")]
-        assert _relocked("failed") == failed + 1
-        if allow_partial:
-            assert isinstance(got[0], holds.HoldView) and str(got[0].amount) == "1.00"
-        else:
-            assert isinstance(got[0], SeatmeterError) and got[0].code == "member_cap_reached"
-        assert isinstance(got[1], holds.HoldView) and str(got[1].amount) == "0.40"
-        held = 5_000_000_000 if allow_partial else 4_000_000_000
-        assert [r[4] for r in limit_rows(app, shop) if r[0] == "member:0"] == [held]
-        keys = sorted(r[0] for r in open_holds(app, shop))
-        assert keys == (["a", "b", "old", "old1", "r"] if allow_partial else ["b", "old", "old1", "r"])
-    finally:
-        app.engine.dispose()
+    monkeypatch.setattr(hold_batches.limits_repo, "recent_rows_of", racing)
+    pipelines = _pipelines(monkeypatch)
+    failed = _relocked("failed")
+    requests = [shop.body("a", 0, "2.00", allow_partial=allow_partial), shop.body("b", 1, "0.40")]
+    got = hold_batches.run_batch(app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r)) for r in requests])
+    # The guard failed the pipeline (nothing written); the locked path decided on the rows as they are now.
+    assert pipelines[:2] == [(False, "ok"), (True, "DivisionByZero")]
+    assert _relocked("failed") == failed + 1
+    if allow_partial:
+        assert isinstance(got[0], holds.HoldView) and str(got[0].amount) == "1.00"
+    else:
+        assert isinstance(got[0], SeatmeterError) and got[0].code == "member_cap_reached"
+    assert isinstance(got[1], holds.HoldView) and str(got[1].amount) == "0.40"
+    held = 5_000_000_000 if allow_partial else 4_000_000_000
+    assert [r[4] for r in limit_rows(app, shop) if r[0] == "member:0"] == [held]
+    keys = sorted(r[0] for r in open_holds(app, shop))
+    assert keys == (["a", "b", "old", "old1", "r"] if allow_partial else ["b", "old", "old1", "r"])
 
 
 # -- the coalescer under real threads and processes ----------------------------------------------------------

@@ -16,10 +16,19 @@ _BUMP = Statement("UPDATE pipelined SET n = n + 1 WHERE n >= :at_least")
 _READ = Statement("SELECT k, n FROM pipelined WHERE n >= :at_least ORDER BY k")
 
 
-def test_answers_come_in_order_with_their_rows_and_row_counts(app: App) -> None:
+@pytest.fixture
+def pipelined(app: App) -> App:
+    """The App, with the table `pipelined` made anew (committed)."""
     with app.uow() as uow:
         uow.conn.execute(text(_DROP))
         uow.conn.execute(text(_CREATE))
+        uow.commit()
+    return app
+
+
+def test_answers_come_in_order_with_their_rows_and_row_counts(pipelined: App) -> None:
+    app = pipelined
+    with app.uow() as uow:
         inserted, bumped, read = run_together(uow.conn, [
             (_INSERT, [{"k": "a", "n": 1}, {"k": "b", "n": 2}, {"k": "c", "n": 3}]),
             (_BUMP, {"at_least": 2}),
@@ -33,11 +42,8 @@ def test_answers_come_in_order_with_their_rows_and_row_counts(app: App) -> None:
         assert uow.conn.execute(text("SELECT sum(n) FROM pipelined")).scalar_one() == 8
 
 
-def test_an_error_anywhere_is_the_drivers_error_as_sqlalchemy_raises_it_and_nothing_is_kept(app: App) -> None:
-    with app.uow() as uow:
-        uow.conn.execute(text(_DROP))
-        uow.conn.execute(text(_CREATE))
-        uow.commit()
+def test_an_error_anywhere_is_the_drivers_error_as_sqlalchemy_raises_it_and_nothing_is_kept(pipelined: App) -> None:
+    app = pipelined
     with pytest.raises(IntegrityError), app.uow() as uow:
         run_together(uow.conn, [(_INSERT, {"k": "a", "n": 1}), (_INSERT, [{"k": "b", "n": 1}, {"k": "a", "n": 2}])])
         uow.commit()
@@ -45,10 +51,8 @@ def test_an_error_anywhere_is_the_drivers_error_as_sqlalchemy_raises_it_and_noth
         assert uow.conn.execute(text("SELECT count(*) FROM pipelined")).scalar_one() == 0
 
 
-def test_a_statement_without_rows_reads_as_none_and_a_read_of_no_rows_as_empty(app: App) -> None:
-    with app.uow() as uow:
-        uow.conn.execute(text(_DROP))
-        uow.conn.execute(text(_CREATE))
+def test_a_statement_without_rows_reads_as_none_and_a_read_of_no_rows_as_empty(pipelined: App) -> None:
+    with pipelined.uow() as uow:
         _INSERT.run(uow.conn, {"k": "a", "n": 1})
         assert _BUMP.run(uow.conn, {"at_least": 1}).fetchall() == []
         assert _BUMP.run(uow.conn, {"at_least": 1}).first() is None

@@ -5,11 +5,7 @@ rows that add them up. Replays of the batch write nothing; the same key with oth
 from __future__ import annotations
 
 import calendar
-import shutil
-import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,44 +17,18 @@ from sqlalchemy import func, select
 
 from seatmeter.adapters.clock import FixedClock
 from seatmeter.adapters.tables import ledger_entries, limit_accounts, usage_events
-from seatmeter.bootstrap import App
 from seatmeter.domain.auth import Principal, PrincipalKind
 from seatmeter.domain.errors import Conflict
 from seatmeter.domain.periods import period_containing
 from seatmeter.domain.pricing import Usage
 from seatmeter.domain.usage import UsageEvent
-from seatmeter.services import organizations, usage
+from seatmeter.services import usage
 from seatmeter.services.price_book import shipped_versions
-from tests.conftest import NOW, make_app
+from tests.conftest import NOW, fresh_sales_org
 
 OPERATOR = Principal(PrincipalKind.OPERATOR)
 TIMEZONE = "America/New_York"
 ANCHOR_DAY = 31
-
-
-@contextmanager
-def _fresh_org(sqlite_template: Path, **fields: Any) -> Iterator[tuple[App, Any, Any]]:
-    """A fresh SQLite database (a copy of the migrated template), its App and a sales-assisted organization."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "p.db"
-        shutil.copy(sqlite_template, path)
-        app = make_app(f"sqlite:///{path}", FixedClock(NOW))
-        try:
-            org, owner = organizations.create_organization(
-                app.uow(),
-                OPERATOR,
-                {
-                    "name": "P",
-                    "channel": "sales_assisted",
-                    **fields,
-                    "term_start": "2024-01-01",
-                    "primary_owner": {"email": "o@p.test", "name": "O"},
-                },
-                NOW,
-            )
-            yield app, org, owner
-        finally:
-            app.engine.dispose()
 
 
 MODEL_IDS = sorted(
@@ -97,7 +67,8 @@ event = st.fixed_dictionaries(
 def test_every_stored_row_is_what_the_per_event_domain_computes(
     events: list[dict[str, Any]], replayed: int, sqlite_template: Path
 ) -> None:
-    with _fresh_org(sqlite_template, timezone=TIMEZONE, billing_anchor_day=ANCHOR_DAY) as (app, org, owner):
+    shop = fresh_sales_org(sqlite_template, FixedClock(NOW), timezone=TIMEZONE, billing_anchor_day=ANCHOR_DAY)
+    with shop as (app, org, owner):
         raw = [
             {**e, "idempotency_key": f"k-{i}", "member_id": owner.id, "occurred_at": e["occurred_at"].isoformat()}
             for i, e in enumerate(events)
@@ -186,7 +157,7 @@ def test_every_stored_row_is_what_the_per_event_domain_computes(
 def test_a_key_with_a_nul_character_replays_and_conflicts_on_sqlite(sqlite_template: Path) -> None:
     # The SQLite key lookup sends keys as one JSON array, whose strings SQLite ends at an escaped NUL; such keys
     # must still be found, or a replay would hit the unique index on every retry instead of counting as one.
-    with _fresh_org(sqlite_template) as (app, org, owner):
+    with fresh_sales_org(sqlite_template, FixedClock(NOW)) as (app, org, owner):
         events = [
             {
                 "idempotency_key": key,

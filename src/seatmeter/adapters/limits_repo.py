@@ -50,9 +50,14 @@ def _state(row: object) -> LimitState:
     return LimitState(row.account, row.limit_nano, row.posted_nano, row.held_nano)  # type: ignore[attr-defined]
 
 
+def _states(rows: Iterable[Any]) -> dict[Key, LimitState]:
+    """Limit rows read (account, period, limit_nano, posted_nano, held_nano), by their key."""
+    return {(r.account, r.period): _state(r) for r in rows}
+
+
 def read(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, LimitState]:
     rows = conn.execute(select(la).where(_where(org_id, keys)))  # type: ignore[arg-type]
-    return {(r.account, r.period): _state(r) for r in rows}
+    return _states(rows)
 
 
 # The new overdraft when posted + held grows by `added`: the larger of the old one and the new excess over the limit.
@@ -143,7 +148,7 @@ def _locked(conn: Connection, params: dict[str, Any]) -> dict[Key, LimitState]:
 
 def _locked_with(statement: Statement, conn: Connection, params: dict[str, Any]) -> dict[Key, LimitState]:
     rows: Sequence[Any] = statement.run(conn, params).fetchall()
-    return {(r.account, r.period): _state(r) for r in rows}
+    return _states(rows)
 
 
 def caps_for(conn: Connection, org_id: str, accounts: Iterable[str]) -> dict[str, int | None]:
@@ -209,9 +214,7 @@ def lock_many(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, L
         stmt = select(la).where(_where(org_id, wanted)).order_by(la.c.account, la.c.period)  # type: ignore[arg-type]
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
-        return _creating_missing(
-            conn, org_id, wanted, lambda: {(r.account, r.period): _state(r) for r in conn.execute(stmt)}
-        )
+        return _creating_missing(conn, org_id, wanted, lambda: _states(conn.execute(stmt)))
     params: dict[str, Any] = {"org": org_id, "p": period}
     for i, (account, _) in enumerate(wanted):
         params[f"a{i}"] = account
@@ -288,7 +291,7 @@ def recent_rows_call(org_id: str, accounts: Iterable[str], periods: Iterable[str
 
 
 def recent_rows_of(answer: Rows | None) -> dict[Key, LimitState]:
-    return {(r.account, r.period): _state(r) for r in (answer.fetchall() if answer is not None else ())}
+    return _states(answer.fetchall() if answer is not None else ())
 
 
 def reserve_many_or_fail_call(org_id: str, amounts: Mapping[Key, int]) -> list[tuple[Statement, dict[str, Any]]]:
@@ -325,7 +328,7 @@ def release(
     rows: Sequence[Any] = _RELEASE.run(conn, {**params, "held": held_nano, "posted": posted_nano}).fetchall()
     if len(rows) != len(set(keys)):
         raise RuntimeError(f"release touched {len(rows)} of {len(set(keys))} limit rows")
-    return {(r.account, r.period): _state(r) for r in rows}
+    return _states(rows)
 
 
 def post(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> None:

@@ -40,6 +40,7 @@ from seatmeter.services.organizations import create_service_key
 
 __all__ = [
     "free_port",
+    "headline",
     "holds_http",
     "holds_http_sqlite",
     "load_ceiling",
@@ -48,11 +49,17 @@ __all__ = [
     "stop_server",
 ]
 
-# Connections the load generator keeps busy (closed loop). By Little's law the mean latency is CONCURRENCY / rate:
-# at 2,000 holds/s, 16 connections mean 8 ms each, 24 mean 12 ms, 32 mean 16 ms; all are measured, the first is
-# the headline, the others are reported beside it as at_24_* and at_32_*.
-CONCURRENCY = 16
-ALSO_AT = (24, 32)
+# The target is a pair: TARGET_PER_S holds/s with p99 <= P99_BOUND_MS. It is measured two ways.
+# - Closed loops over each of CONCURRENCIES keep-alive connections (by Little's law the mean latency is connections /
+#   rate: at 2,000 holds/s, 16 connections mean 8 ms each, 32 mean 16 ms). The headline is the highest rate among
+#   them whose p99 stays within the bound (the server's capacity at that latency); every one is reported.
+# - An open loop at exactly TARGET_PER_S (requests due at fixed times, whatever the answers do, over a pool of
+#   OPEN_LOOP_POOL connections), its latencies counted from each request's due time: a closed loop slows down with
+#   the server and so leaves its own waiting out of the figures, the open loop cannot.
+CONCURRENCIES = (16, 24, 32)
+TARGET_PER_S = 2000
+P99_BOUND_MS = 25.0
+OPEN_LOOP_POOL = 64
 
 
 def free_port() -> int:
@@ -102,11 +109,12 @@ def stop_server(proc: subprocess.Popen[bytes], sig: int = 15) -> None:
 
 
 def _load(
-    base: str, key: str, org: str, members: list[str], seconds: float, mode: str, concurrency: int = CONCURRENCY
+    base: str, key: str, org: str, members: list[str], seconds: float, mode: str, concurrency: int = 16,
+    rate: float = 0.0,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="seatmeter-load-") as tmp:
         out = Path(tmp) / "result.json"
-        args = [base, key, org, ",".join(members), str(seconds), str(concurrency), mode, str(out)]
+        args = [base, key, org, ",".join(members), str(seconds), str(concurrency), mode, str(out), str(rate)]
         subprocess.run([sys.executable, "-m", "benchmarks.load", *args], capture_output=True, check=True)
         result: dict[str, object] = json.loads(out.read_text())
     return result
@@ -145,11 +153,11 @@ def load_ceiling(seconds: float) -> float:
         stop_server(server)
 
 
-def _holds_in_process(url: str, org: BenchOrg, seconds: float) -> tuple[float, list[float]]:
-    """The same concurrency of holds on the same organization with no HTTP at all: CONCURRENCY threads calling
+def _holds_in_process(url: str, org: BenchOrg, seconds: float, concurrency: int) -> tuple[float, list[float]]:
+    """The same concurrency of holds on the same organization with no HTTP at all: `concurrency` threads calling
     the group commit (`app.hold_batches.authorize`, as the server's hold route does) in this process. What the
     database and the batches allow; the difference is the HTTP stack's."""
-    app = make_app(url, db_pool_size=CONCURRENCY)
+    app = make_app(url, db_pool_size=concurrency)
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -169,7 +177,7 @@ def _holds_in_process(url: str, org: BenchOrg, seconds: float) -> tuple[float, l
             i += 1
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(CONCURRENCY)]
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
@@ -178,6 +186,15 @@ def _holds_in_process(url: str, org: BenchOrg, seconds: float) -> tuple[float, l
     app.hold_batches.close()
     app.engine.dispose()
     return len(latencies) / took, latencies
+
+
+def headline(runs: dict[int, dict[str, object]]) -> int:
+    """The connections of the closed loop that did the most holds/s with its p99 within the bound and no error;
+    if none stayed within it, the one with the lowest p99."""
+    within = [n for n, run in runs.items() if _p99(run) <= P99_BOUND_MS and not run["errors"]]
+    if within:
+        return max(within, key=lambda n: _rate(runs[n]))
+    return min(runs, key=lambda n: _p99(runs[n]))
 
 
 def _holds_http(name: str, size: Size, url: str, database: str) -> Result:
@@ -190,39 +207,47 @@ def _holds_http(name: str, size: Size, url: str, database: str) -> Result:
     try:
         base = f"http://127.0.0.1:{port}"
         _load(base, key, org.id, org.member_ids, 1, "holds")  # warm every worker
-        holds = _load(base, key, org.id, org.member_ids, seconds, "holds")
-        more = {n: _load(base, key, org.id, org.member_ids, seconds, "holds", n) for n in ALSO_AT}
-        health = _load(base, key, org.id, org.member_ids, seconds, "healthz")
-        stack = _load(base, key, org.id, org.member_ids, size.pick(5, 1), "get:/metrics")
+        runs = {n: _load(base, key, org.id, org.member_ids, seconds, "holds", n) for n in CONCURRENCIES}
+        best = headline(runs)
+        opened = _load(base, key, org.id, org.member_ids, seconds, "holds", OPEN_LOOP_POOL, TARGET_PER_S)
+        health = _load(base, key, org.id, org.member_ids, seconds, "healthz", best)
+        stack = _load(base, key, org.id, org.member_ids, size.pick(5, 1), "get:/metrics", best)
     finally:
         stop_server(proc)
-    in_process, in_process_latencies = _holds_in_process(url, org, size.pick(8, 1))
+    in_process, in_process_latencies = _holds_in_process(url, org, size.pick(8, 1), best)
     overspend = check_no_overspend(app, org.id)
     app.engine.dispose()
-    latencies = holds["latencies_ms"]
-    assert isinstance(latencies, list)
+    latencies = runs[best]["latencies_ms"]
+    opened_latencies = opened["latencies_ms"]
+    assert isinstance(latencies, list) and isinstance(opened_latencies, list)
     return Result.throughput(
         name,
-        _rate(holds),
+        _rate(runs[best]),
         _rate(health),
         "holds/s",
-        p99_ms=_p99(holds),
+        p99_ms=_p99(runs[best]),
         p50_ms=round(percentile(latencies, 50), 2),
-        errors=holds["errors"],
-        error_statuses=holds["error_statuses"],
+        errors=runs[best]["errors"],
+        error_statuses=runs[best]["error_statuses"],
         workers=default_workers(url),
-        concurrency=CONCURRENCY,
+        concurrency=best,
+        headline_is=f"the most holds/s of the closed loops with p99 <= {P99_BOUND_MS:g} ms and no error",
         **{
             field: value
-            for n, run in more.items()
+            for n, run in runs.items()
             for field, value in (
                 (f"at_{n}_holds_per_s", round(_rate(run), 1)),
                 (f"at_{n}_p99_ms", _p99(run)),
                 (f"at_{n}_errors", run["errors"]),
             )
         },
+        open_loop_offered_per_s=TARGET_PER_S,
+        open_loop_holds_per_s=round(_rate(opened), 1),
+        open_loop_p50_ms=round(percentile(opened_latencies, 50), 2),
+        open_loop_p99_ms=_p99(opened),
+        open_loop_errors=opened["errors"],
         database=database,
-        raw_limit_is="GET /healthz",
+        raw_limit_is=f"GET /healthz, {best} connections",
         no_database_rps=round(_rate(stack), 1),
         no_database_is="GET /metrics",
         load_generator_ceiling_rps=round(load_ceiling(size.pick(3, 1)), 1),

@@ -1,6 +1,6 @@
 """A lean load generator, run as its own process so that it does not share an interpreter with the server.
 
-    python -m benchmarks.load URL KEY ORG MEMBERS SECONDS CONCURRENCY MODE [OUT]
+    python -m benchmarks.load URL KEY ORG MEMBERS SECONDS CONCURRENCY MODE [OUT [RATE]]
     python -m benchmarks.load --trivial-server PORT      (a fixed-answer server: measures the generator's own ceiling)
 
 MODE is `holds` (POST .../holds, a fresh idempotency key per hold), `healthz` (GET /healthz, the HTTP stack's
@@ -8,9 +8,13 @@ own limit) or `get:/some/path` (any GET, authenticated). Writes one JSON object 
 {"done", "errors", "error_statuses", "seconds", "latencies_ms": [...]}. (The benchmark uses OUT: under heavy load
 the printed line reached it cut at 128 KiB a few times in twenty runs, the exit status still 0; cause not found.)
 
-It is a closed loop over CONCURRENCY keep-alive HTTP/1.1 connections (each sends its next request as soon as the
-answer to the previous one has arrived), on uvloop, with requests pre-encoded as bytes and responses parsed only
-as far as the status line and Content-Length: httpx spent more CPU per request than the server it measured.
+Without RATE it is a closed loop over CONCURRENCY keep-alive HTTP/1.1 connections (each sends its next request as
+soon as the answer to the previous one has arrived). With RATE it is an open loop: requests are due at a fixed
+RATE per second whatever the answers do, sent over a pool of CONCURRENCY connections, and each latency is counted
+from the moment its request was due, so time spent waiting for a free connection counts too (a closed loop slows
+down with the server and leaves that wait out: "coordinated omission"). Either way it runs on uvloop, with
+requests pre-encoded as bytes and responses parsed only as far as the status line and Content-Length: httpx spent
+more CPU per request than the server it measured.
 """
 
 from __future__ import annotations
@@ -145,9 +149,66 @@ async def _worker(
             conn.close()
 
 
+async def _due_worker(
+    host: str,
+    port: int,
+    requests: Requests,
+    k: int,
+    due: asyncio.Queue[float],
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    """Sends each request as `due` hands it out (its due time; a negative one means stop), on one connection."""
+    loop = asyncio.get_running_loop()
+    conn: Connection | None = None
+    perf = time.perf_counter
+    try:
+        while (at := await due.get()) >= 0:
+            if conn is None or conn.transport is None:
+                _, conn = await loop.create_connection(Connection, host, port)
+            try:
+                status = await conn.request(requests.next(k))
+            except (ConnectionError, ValueError):
+                errors.append(0)
+                conn.close()
+                conn = None
+                continue
+            latencies.append((perf() - at) * 1000)
+            if status != requests.expect:
+                errors.append(status)
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+async def _schedule(due: asyncio.Queue[float], rate: float, started: float, deadline: float, workers: int) -> int:
+    """Puts each request's due time on the queue when it comes (`started + i / rate`), until the deadline; then
+    one stop per worker. Returns how many were due. The loop's timers tick in milliseconds, so requests due within
+    the same millisecond are put together, each still with its own due time."""
+    perf = time.perf_counter
+    sent = 0
+    while (now := perf()) < deadline:
+        while started + sent / rate <= now:
+            due.put_nowait(started + sent / rate)
+            sent += 1
+        await asyncio.sleep(max(0.0, started + sent / rate - perf()))
+    for _ in range(workers):
+        due.put_nowait(-1.0)
+    return sent
+
+
 async def run_load(
-    url: str, key: str, org: str, members: list[str], seconds: float, concurrency: int, mode: str
+    url: str,
+    key: str,
+    org: str,
+    members: list[str],
+    seconds: float,
+    concurrency: int,
+    mode: str,
+    rate: float = 0.0,
 ) -> dict[str, object]:
+    """A closed loop over `concurrency` connections, or with `rate` an open loop at that many requests per second
+    over a pool of `concurrency` connections (latency counted from each request's due time)."""
     split = urlsplit(url)
     host, port = split.hostname or "127.0.0.1", split.port or 80
     requests = Requests(f"{host}:{port}", key, org, members, mode)
@@ -155,7 +216,16 @@ async def run_load(
     errors: list[int] = []
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(*(_worker(host, port, requests, k, deadline, latencies, errors) for k in range(concurrency)))
+    extra: dict[str, object] = {}
+    if rate > 0:
+        due: asyncio.Queue[float] = asyncio.Queue()
+        workers = [_due_worker(host, port, requests, k, due, latencies, errors) for k in range(concurrency)]
+        sent, *_ = await asyncio.gather(_schedule(due, rate, started, deadline, concurrency), *workers)
+        extra = {"offered_per_s": rate, "due": sent}
+    else:
+        await asyncio.gather(
+            *(_worker(host, port, requests, k, deadline, latencies, errors) for k in range(concurrency))
+        )
     took = time.perf_counter() - started
     return {
         "done": len(latencies) - sum(1 for e in errors if e),
@@ -163,6 +233,7 @@ async def run_load(
         "error_statuses": sorted(set(errors)),
         "seconds": took,
         "latencies_ms": latencies,
+        **extra,
     }
 
 
@@ -194,7 +265,8 @@ if __name__ == "__main__":
         uvloop.run(serve_trivial(int(sys.argv[2])))
     else:
         u, k, o, m, s, c, mode = sys.argv[1:8]
-        result = uvloop.run(run_load(u, k, o, m.split(","), float(s), int(c), mode))
+        per_s = float(sys.argv[9]) if len(sys.argv) > 9 else 0.0
+        result = uvloop.run(run_load(u, k, o, m.split(","), float(s), int(c), mode, per_s))
         result["latencies_ms"] = [round(x, 3) for x in result["latencies_ms"]]  # type: ignore[attr-defined]
         if len(sys.argv) > 8:  # OUT: write the result to this file (what the benchmark does)
             Path(sys.argv[8]).write_text(json.dumps(result))

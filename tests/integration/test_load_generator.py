@@ -1,14 +1,18 @@
 """The benchmark's load generator (benchmarks/load.py) at tiny sizes: it counts what it sends, every hold it
-sends is a new one, and its fixed-answer server (its own ceiling) answers."""
+sends is a new one, its fixed-answer server (its own ceiling) answers, and its open loop counts each latency
+from when the request was due."""
 
 from __future__ import annotations
+
+import asyncio
+from typing import cast
 
 import uvloop
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from benchmarks.http_bench import free_port, start_trivial_server, stop_server
-from benchmarks.load import run_load
+from benchmarks.load import _Trivial, run_load
 from seatmeter.adapters.tables import holds
 from seatmeter.adapters.threaded_server import serve_in_thread
 from seatmeter.bootstrap import App
@@ -58,3 +62,39 @@ def test_a_refused_request_is_counted_as_an_error_with_its_status(app: App) -> N
     with serve_in_thread(create_app(app)) as base:
         result = uvloop.run(run_load(base, "not-a-key", "org_x", [], 0.2, 2, "get:/v1/organizations/org_x"))
     assert result["done"] == 0 and result["errors"] > 0 and result["error_statuses"] == [401]
+
+
+class _SlowAnswers(asyncio.Protocol):
+    """Answers each GET 20 ms after it arrives, one at a time per connection."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            self.buffer = self.buffer[end + 4 :]
+            asyncio.get_running_loop().call_later(0.02, self.transport.write, _Trivial.ANSWER)
+
+
+async def _open_loop_against_slow_server(rate: float, seconds: float, pool: int) -> dict[str, object]:
+    server = await asyncio.get_running_loop().create_server(_SlowAnswers, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        return await run_load(f"http://127.0.0.1:{port}", "-", "-", ["-"], seconds, pool, "healthz", rate)
+
+
+def test_the_open_loop_sends_at_its_rate_and_counts_latency_from_each_due_time() -> None:
+    # 100 requests/s due over 0.5 s, one connection, a server that takes 20 ms each: it can answer 50/s, so the
+    # requests queue up, and the last of the 50 waits about 0.5 s. Counted from when each was sent (a closed loop's
+    # view), every latency would be about 20 ms.
+    result = uvloop.run(_open_loop_against_slow_server(100, 0.5, 1))
+    latencies = cast(list[float], result["latencies_ms"])
+    assert result["errors"] == 0 and result["due"] == result["done"] == len(latencies)
+    assert 49 <= cast(int, result["due"]) <= 51 and result["offered_per_s"] == 100
+    assert max(latencies) > 300 and min(latencies) > 15  # the loop's timers tick in whole milliseconds
+    # With enough connections, nothing waits for one: each latency is the server's 20 ms and a little.
+    pooled = uvloop.run(_open_loop_against_slow_server(100, 0.5, 8))
+    assert pooled["errors"] == 0 and pooled["done"] == pooled["due"]
+    assert max(cast(list[float], pooled["latencies_ms"])) < 100

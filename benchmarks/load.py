@@ -171,31 +171,36 @@ class _OpenLoop:
         self.requests, self.latencies, self.errors = requests, latencies, errors
         self.idle: list[_PooledConnection] = []
         self.waiting: collections.deque[float] = collections.deque()
-        self.busy = 0
-        self.drained = asyncio.Event()
+        self.alive = 0  # connections not lost
+        self.busy = 0  # requests in flight
+        self.drained = asyncio.Event()  # set whenever nothing is in flight or waiting
 
     def due(self, at: float) -> None:
         if self.idle:
             self.idle.pop().send(at)
+        elif self.alive == 0:  # every connection is lost: it can never go
+            self.errors.append(0)
         else:
             self.waiting.append(at)
 
     def free(self, conn: _PooledConnection) -> None:
         if self.waiting:
             conn.send(self.waiting.popleft())
-        else:
-            self.idle.append(conn)
-            if self.busy == 0:
-                self.drained.set()
+            return
+        self.idle.append(conn)
+        if self.busy == 0:
+            self.drained.set()
 
     def lost(self, conn: _PooledConnection, in_flight: bool) -> None:
+        self.alive -= 1
         if in_flight:
             self.errors.append(0)
         if conn in self.idle:
             self.idle.remove(conn)
-        if self.busy == 0 and not self.idle:  # no connection left: what waits can never go
+        if self.alive == 0:
             self.errors.extend(0 for _ in self.waiting)
             self.waiting.clear()
+        if self.busy == 0 and not self.waiting:
             self.drained.set()
 
 
@@ -252,11 +257,10 @@ async def _open_loop(
     latencies: list[float], errors: list[int],
 ) -> tuple[int, float]:
     """Requests due at `started + i / rate` until `seconds` have passed, then every answer awaited (at most 60 s
-    more; what is still unanswered then counts as an error). Returns how many came due, and when the first was
-due (after the connections were made). It wakes once a
-    millisecond at most and sends what came due meanwhile, each request with its own due time: uvloop's timers
-    tick in whole milliseconds, and a shorter sleep returned at once, so the loop spun and took a core from the
-    server it measured."""
+    more; what is still unanswered then counts as an error). Returns how many came due, and when the first was due
+    (after the connections were made). It wakes once a millisecond at most and sends what came due meanwhile, each
+    request with its own due time: uvloop's timers tick in whole milliseconds, and a shorter sleep returned at
+    once, so the loop spun and took a core from the server it measured."""
     loop = asyncio.get_running_loop()
     pool = _OpenLoop(requests, latencies, errors)
     pooled: list[_PooledConnection] = []
@@ -264,6 +268,7 @@ due (after the connections were made). It wakes once a
         _, conn = await loop.create_connection(functools.partial(_PooledConnection, pool, k), host, port)
         pooled.append(conn)
     pool.idle.extend(pooled)
+    pool.alive = len(pooled)
     perf = time.perf_counter
     started = perf()
     deadline = started + seconds

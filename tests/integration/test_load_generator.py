@@ -98,3 +98,26 @@ def test_the_open_loop_sends_at_its_rate_and_counts_latency_from_each_due_time()
     pooled = uvloop.run(_open_loop_against_slow_server(100, 0.5, 8))
     assert pooled["errors"] == 0 and pooled["done"] == pooled["due"]
     assert max(cast(list[float], pooled["latencies_ms"])) < 100
+
+
+class _Hangup(asyncio.Protocol):
+    """Closes the connection on the first request it gets."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.close()
+
+
+def test_the_open_loop_counts_requests_on_lost_connections_as_errors_and_ends_on_time() -> None:
+    async def run() -> dict[str, object]:
+        server = await asyncio.get_running_loop().create_server(_Hangup, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await run_load(f"http://127.0.0.1:{port}", "-", "-", ["-"], 0.3, 2, "healthz", 100)
+
+    result = uvloop.run(run())
+    # Both connections are lost on their first request; every request due is an error, none is waited for.
+    assert result["done"] == 0 and result["errors"] == result["due"] and cast(int, result["due"]) >= 25
+    assert cast(float, result["seconds"]) < 5

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, update
 
+from seatmeter.adapters.sql import bulk_insert
 from seatmeter.adapters.tables import invoice_lines, invoices, organizations
 from seatmeter.domain.ids import new_id
 from seatmeter.domain.money import Money
@@ -64,8 +65,9 @@ def issue_invoice(
         )
     )
     if lines:
-        conn.execute(
-            invoice_lines.insert(),
+        bulk_insert(
+            conn,
+            invoice_lines,
             [
                 {
                     "organization_id": org_id,

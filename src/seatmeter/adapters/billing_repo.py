@@ -217,8 +217,10 @@ def usage_totals(
     previous close (`late_since`) and before `cutoff`; with no previous close, every unbilled earlier event.
     """
     with hashed_aggregates(conn):
-        rows = conn.execute(totals_statement(org_id, period, cutoff, late_since)).all()
-    rows.sort(key=lambda r: (r.period, r.member_id, r.model))
+        rows = sorted(
+            conn.execute(totals_statement(org_id, period, cutoff, late_since)),
+            key=lambda r: (r.period, r.member_id, r.model),
+        )
     return [
         UsageTotal(
             r.member_id,

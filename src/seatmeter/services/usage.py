@@ -58,15 +58,16 @@ def record_usage(app: App, principal: Principal, org_id: str, body: Any) -> dict
         book = app.prices.get(fresh=True)
     cost = BatchPricer(book).cost
     priced = [cost(e[2], e[4], e[5], e[6], e[7], e[8], e[9], e[10]) for e in events]
-    for _ in range(MAX_RECORD_ATTEMPTS - 1):
+    for attempt in range(MAX_RECORD_ATTEMPTS - 1):
         try:
-            return _record(app, org_id, events, priced, now)
+            return _record(app, org_id, events, priced, now, probe_all=attempt > 0)
         except IntegrityError:
-            # Another batch recorded some of the same keys at the same moment: now they are replays. Each
-            # failed attempt means another batch committed, so with many overlapping batches it can take
-            # more than one retry.
+            # Some keys were recorded already: by an earlier batch that the first attempt's sample of keys
+            # missed (see _record), or by another batch at the same moment. Now they are replays. Each failed
+            # attempt after the first means another batch committed, so with many overlapping batches it can
+            # take more than one retry.
             continue
-    return _record(app, org_id, events, priced, now)
+    return _record(app, org_id, events, priced, now, probe_all=True)
 
 
 # The tuples _record builds, in the order of the table's columns (checked when the module loads).
@@ -97,14 +98,27 @@ if tuple(usage_events.c.keys()) != _ROW_COLUMNS:
 
 
 def _record(
-    app: App, org_id: str, events: list[EventFields], priced: list[tuple[int, str, str]], now: datetime
+    app: App,
+    org_id: str,
+    events: list[EventFields],
+    priced: list[tuple[int, str, str]],
+    now: datetime,
+    *,
+    probe_all: bool,
 ) -> dict[str, int]:
     with app.uow() as uow:
         conn = uow.conn
         close_fence.lock_for_writer(conn, org_id)
         org = orgs_repo.get_organization(conn, org_id)
         known_members = _existing_members(conn, org_id, {e[1] for e in events})
-        seen = _recorded_fingerprints(conn, org_id, sorted({e[0] for e in events}))
+        keys = sorted({e[0] for e in events})
+        # The keys already recorded, with their fingerprints. A batch sent again is found by any of its keys, so
+        # the first attempt looks up three: with none recorded, the batch is inserted without looking up the
+        # rest (on PostgreSQL the lookup of 10,000 keys cost a sixth of the batch), and a key recorded after all
+        # fails the insert, which is then retried looking up every key.
+        seen = _recorded_fingerprints(conn, org_id, keys if probe_all else _sample(keys))
+        if seen and not probe_all:
+            seen = _recorded_fingerprints(conn, org_id, keys)
         # Per distinct instant of the batch: the fingerprint's timestamp text, the period, the value to bind.
         instants: dict[datetime, tuple[str, str, Any]] = {}
         org_zone = zone(org.timezone)
@@ -224,6 +238,11 @@ _MEMBERS_PG = Statement(
 _MEMBERS_SQLITE = Statement(
     "SELECT id FROM members WHERE organization_id = :org AND id IN (SELECT value FROM json_each(:ids))"
 )
+
+
+def _sample(keys: list[str]) -> list[str]:
+    """The first, middle and last of the sorted keys."""
+    return sorted({keys[0], keys[len(keys) // 2], keys[-1]})
 
 
 def _recorded_fingerprints(conn: Any, org_id: str, keys: list[str]) -> dict[str, str]:

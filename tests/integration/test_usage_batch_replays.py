@@ -8,12 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from seatmeter.adapters.tables import ledger_entries, usage_events
 from seatmeter.bootstrap import App
-from seatmeter.services import usage
+from seatmeter.domain.auth import Principal, PrincipalKind
+from seatmeter.domain.errors import Conflict, InvalidRequest
+from seatmeter.services import organizations, usage
 from tests.conftest import NOW, Api, Org, create_org
+
+OPERATOR = Principal(PrincipalKind.OPERATOR)
 
 
 def _event(key: str, member_id: str, output_tokens: int = 10) -> dict[str, Any]:
@@ -98,3 +104,65 @@ def test_a_batch_sent_again_is_found_by_its_sample(api: Api, app: App, monkeypat
     assert api.post(path, {"events": batch}, key=org.service_key, expect=200) == {"accepted": 0, "duplicates": 40}
     assert looked_up == [3, 40]  # no failed insert first
     assert _counts(app, org) == before
+
+
+# Each event of a generated batch is one of these; "earlier" ones reuse the key of an earlier event of the batch.
+KINDS = ["new", "replay", "changed_replay", "unknown_member", "repeat_earlier", "changed_earlier"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=30), salt=st.integers(0, 10**6))
+def test_a_batch_is_answered_as_its_events_checked_in_order(app: App, kinds: list[str], salt: int) -> None:
+    """Whatever the mix, the answer is that of checking the events in their order: the counts, or the error of the
+    first bad event with nothing written (the rows themselves are made and inserted in key order)."""
+    org, owner = organizations.create_organization(
+        app.uow(),
+        OPERATOR,
+        {"name": "P", "channel": "sales_assisted", "term_start": "2026-01-01", "primary_owner": {"email": "o@p.test"}},
+        NOW,
+    )
+    recorded = [_event(f"r-{salt}-{i}", owner.id) for i in range(4)]
+    usage.record_usage(app, OPERATOR, org.id, {"events": recorded})
+    before = _counts(app, Org(org.id, owner.id, "", ""))
+
+    batch: list[dict[str, Any]] = []
+    for i, kind in enumerate(kinds):
+        if kind == "new" or (kind in ("repeat_earlier", "changed_earlier") and not batch):
+            event = _event(f"n-{salt}-{i:02d}", owner.id)
+        elif kind == "replay":
+            event = recorded[i % 4]
+        elif kind == "changed_replay":
+            event = {**recorded[i % 4], "output_tokens": 99}
+        elif kind == "unknown_member":
+            event = _event(f"u-{salt}-{i:02d}", "mem_not_here")
+        elif kind == "repeat_earlier":
+            event = batch[i * 7 % len(batch)]
+        else:
+            event = {**batch[i * 7 % len(batch)], "output_tokens": batch[i * 7 % len(batch)]["output_tokens"] + 1}
+        batch.append(event)
+
+    # The reference: the events checked one by one, in their order.
+    seen = {e["idempotency_key"]: e for e in recorded}
+    expected: tuple[str, int] | dict[str, int] = {"accepted": 0, "duplicates": 0}
+    for i, event in enumerate(batch):
+        if event["member_id"] != owner.id:
+            expected = ("member", i)
+            break
+        previous = seen.get(event["idempotency_key"])
+        if previous is not None and previous != event:
+            expected = ("conflict", i)
+            break
+        assert isinstance(expected, dict)
+        expected["duplicates" if previous is not None else "accepted"] += 1
+        seen[event["idempotency_key"]] = event
+
+    if isinstance(expected, dict):
+        assert usage.record_usage(app, OPERATOR, org.id, {"events": batch}) == expected
+        events, _ = _counts(app, Org(org.id, owner.id, "", ""))
+        assert events == before[0] + expected["accepted"]
+        return
+    kind, index = expected
+    with pytest.raises(Conflict if kind == "conflict" else InvalidRequest) as raised:
+        usage.record_usage(app, OPERATOR, org.id, {"events": batch})
+    assert raised.value.message.startswith(f"events[{index}]: ")
+    assert _counts(app, Org(org.id, owner.id, "", "")) == before

@@ -65,9 +65,12 @@ class UnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        broken = isinstance(exc, DBAPIError)
+        # A failed commit is raised as ServiceUnavailable, its driver error as the cause.
+        broken = isinstance(exc, DBAPIError) or isinstance(getattr(exc, "__cause__", None), DBAPIError)
         try:
-            if self._tx.is_active:
+            # After a failed commit the transaction is no longer active but still the connection's: roll it back,
+            # or the connection's next begin() is refused.
+            if self._tx.is_active or self.conn.in_transaction():
                 self._tx.rollback()
         except DBAPIError:
             broken = True  # the connection is gone; the database has rolled back for us

@@ -68,7 +68,7 @@ def record_usage(app: App, principal: Principal, org_id: str, body: Any) -> dict
             # another batch at the same moment. Now they are replays. Each failed attempt after the first means
             # another batch committed, so with many overlapping batches it can take more than one retry.
             pass
-        except SeatmeterError:
+        except (InvalidRequest, Conflict):
             if probe_all:
                 raise
             # A bad batch, found without looking up every key: a recorded key the first attempt did not look up

@@ -47,21 +47,27 @@ def _counts(app: App, org: Org) -> tuple[int, int]:
     return int(events), int(ledger)
 
 
-def test_replays_the_sample_misses_are_found_by_the_retry(api: Api, app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def looked_up(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many keys each lookup of recorded keys asked for, in order."""
+    sizes: list[int] = []
+    lookup = usage._recorded_fingerprints
+
+    def counting(conn: Any, org_id: str, keys: list[str]) -> dict[str, str]:
+        sizes.append(len(keys))
+        return lookup(conn, org_id, keys)
+
+    monkeypatch.setattr(usage, "_recorded_fingerprints", counting)
+    return sizes
+
+
+def test_replays_the_sample_misses_are_found_by_the_retry(api: Api, app: App, looked_up: list[int]) -> None:
     org = create_org(api, channel="sales_assisted")
     path = f"/v1/organizations/{org.id}/usage"
     recorded = [_event(f"k-b-{i}", org.owner_id) for i in range(5)]
     assert api.post(path, {"events": recorded}, key=org.service_key, expect=200) == {"accepted": 5, "duplicates": 0}
     before = _counts(app, org)
-
-    looked_up: list[int] = []
-    lookup = usage._recorded_fingerprints
-
-    def counting(conn: Any, org_id: str, keys: list[str]) -> dict[str, str]:
-        looked_up.append(len(keys))
-        return lookup(conn, org_id, keys)
-
-    monkeypatch.setattr(usage, "_recorded_fingerprints", counting)
+    looked_up.clear()
     # In key order: 3 new (k-a-*), the 5 recorded (k-b-*), 20 new (k-c-*). The first, middle and last are new.
     mixed = [
         *(_event(f"k-c-{i:02d}", org.owner_id) for i in range(20)),
@@ -88,19 +94,13 @@ def test_replays_the_sample_misses_are_found_by_the_retry(api: Api, app: App, mo
     assert _counts(app, org) == (events, ledger)
 
 
-def test_a_batch_sent_again_is_found_by_its_sample(api: Api, app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_batch_sent_again_is_found_by_its_sample(api: Api, app: App, looked_up: list[int]) -> None:
     org = create_org(api, channel="sales_assisted")
     path = f"/v1/organizations/{org.id}/usage"
     batch = [_event(f"k-{i:03d}", org.owner_id) for i in range(40)]
     assert api.post(path, {"events": batch}, key=org.service_key, expect=200) == {"accepted": 40, "duplicates": 0}
     before = _counts(app, org)
-    looked_up: list[int] = []
-    lookup = usage._recorded_fingerprints
-    monkeypatch.setattr(
-        usage,
-        "_recorded_fingerprints",
-        lambda conn, org_id, keys: looked_up.append(len(keys)) or lookup(conn, org_id, keys),
-    )
+    looked_up.clear()
     assert api.post(path, {"events": batch}, key=org.service_key, expect=200) == {"accepted": 0, "duplicates": 40}
     assert looked_up == [3, 40]  # no failed insert first
     assert _counts(app, org) == before

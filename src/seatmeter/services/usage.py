@@ -123,8 +123,9 @@ def _record(
         # the first attempt looks up three: with none recorded, the batch is inserted without looking up the
         # rest (on PostgreSQL the lookup of 10,000 keys cost a sixth of the batch), and a key recorded after all
         # fails the insert, which is then retried looking up every key.
-        seen = _recorded_fingerprints(conn, org_id, keys if probe_all else _sample(keys))
-        if seen and not probe_all:
+        looked_up = keys if probe_all else _sample(keys)
+        seen = _recorded_fingerprints(conn, org_id, looked_up)
+        if seen and len(looked_up) < len(keys):
             seen = _recorded_fingerprints(conn, org_id, keys)
         # Never below the last close's cutoff: an event committed after a close goes on the next document.
         recorded_at = to_db_time(conn, close_fence.clamp_recorded_at(conn, org_id, now))
@@ -302,7 +303,7 @@ _MEMBERS_SQLITE = Statement(
 
 
 def _sample(keys: list[str]) -> list[str]:
-    """The first, middle and last of the sorted keys."""
+    """The first, middle and last of the sorted keys (all of them, for three or fewer)."""
     return sorted({keys[0], keys[len(keys) // 2], keys[-1]})
 
 

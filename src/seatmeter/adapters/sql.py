@@ -73,7 +73,12 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
         columns = ", ".join(table.c.keys())
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join(['?'] * len(table.c))})", rows)
     else:
-        _copy(conn, table, rows)
+        _copy(conn, table, lambda write: _write_each(rows, write))
+
+
+def _write_each(rows: Sequence[tuple[Any, ...]], write: Callable[[tuple[Any, ...]], object]) -> None:
+    for row in rows:
+        write(row)
 
 
 def insert_made_rows(
@@ -92,11 +97,7 @@ def insert_made_rows(
         _copy(conn, table, make_rows)
 
 
-def _copy(
-    conn: Connection,
-    table: Table,
-    rows: Sequence[tuple[Any, ...]] | Callable[[Callable[[tuple[Any, ...]], object]], None],
-) -> None:
+def _copy(conn: Connection, table: Table, make_rows: Callable[[Callable[[tuple[Any, ...]], object]], None]) -> None:
     """PostgreSQL's COPY, on the transaction's own connection: several times faster than executemany. A duplicate
     key fails the whole COPY, raised as SQLAlchemy's IntegrityError like any other insert.
 
@@ -108,11 +109,7 @@ def _copy(
     try:
         with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
             copy.set_types(_copy_types(table))
-            if callable(rows):
-                rows(copy.write_row)
-            else:
-                for row in rows:
-                    copy.write_row(row)
+            make_rows(copy.write_row)
     except error as exc:
         raise DBAPIError.instance(statement, None, exc, error) from exc
 

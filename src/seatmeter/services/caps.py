@@ -184,23 +184,22 @@ def caps_view(period: Period, rows: SummaryRows, text: MoneyText) -> tuple[dict[
     """
     config, limits = rows.caps, rows.limits
     default = config.get(("member_default", ""))
+    own_caps = {member: limit for (scope, member), limit in config.items() if scope == "member"}
+    # A member's (limit, spent, held) -> their cap fields, made once: most members of a large organization share
+    # them (no spend yet, the default cap), and each is otherwise six amounts looked up and a dict built per member.
+    fields_of: dict[tuple[int | None, int, int], dict[str, Any]] = {}
     listed: list[dict[str, Any]] = []
     by_member: list[dict[str, Any] | None] = []
     for mid, _email, _name in rows.members:
-        own = ("member", mid) in config
+        own = mid in own_caps
         if not own and default is None:
             by_member.append(None)
             continue
-        state = limits.get(member_account(mid))
-        if state is None:
-            shown, posted, held = config[("member", mid)] if own else default, 0, 0
-        else:
-            shown, posted, held = state
-        entry = {
-            "member_id": mid,
-            "source": "member" if own else "default",
-            **cap_fields(shown, posted, held, text.__getitem__),
-        }
+        state = limits.get(member_account(mid)) or (own_caps[mid] if own else default, 0, 0)
+        fields = fields_of.get(state)
+        if fields is None:
+            fields = fields_of[state] = cap_fields(*state, text.__getitem__)
+        entry = {"member_id": mid, "source": "member" if own else "default", **fields}
         listed.append(entry)
         by_member.append(entry)
     org = limits.get(ORGANIZATION)

@@ -358,7 +358,8 @@ def _settle_replay(conn: Connection, row: Any, usage: Usage, tier: str, now: dat
     if row.status == "settled":
         event = conn.execute(
             select(usage_events).where(
-                usage_events.c.organization_id == row.organization_id, usage_events.c.id == row.event_id
+                usage_events.c.organization_id == row.organization_id,
+                usage_events.c.idempotency_key == f"{SETTLED_HOLD_KEY_PREFIX}{row.id}",
             )
         ).one()
         if event.fingerprint == _settle_fingerprint(usage, tier):

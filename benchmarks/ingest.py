@@ -47,7 +47,7 @@ def _raw_rows(org_id: str, batches: list[list[dict[str, Any]]], sqlite_text: boo
     now: Any = datetime.now(UTC)
     if sqlite_text:
         now = now.replace(tzinfo=None).isoformat(sep=" ")
-    # The same ids as the service's (time-ordered, domain/ids.py): their order decides where the index grows.
+    # The same ids as the service's (time-ordered, domain/ids.py), though since migration 0006 no index holds them.
     return [
         [(org_id, event_id, f"raw-{e['idempotency_key']}", "fp", e["member_id"], e["model"],
           e["surface"], "standard", now, "2026-11", e["input_tokens"], e["output_tokens"], 0, 0, 50, 1234, "raw",

@@ -113,6 +113,29 @@ def test_settling_above_the_hold_posts_the_real_cost_and_flags_it(app: App, org:
     assert available(app, org) == "9.95"
 
 
+def test_a_settle_sent_again_gets_its_own_first_answer_and_posts_nothing_more(app: App, org: dict[str, str]) -> None:
+    first, second = authorize(app, org, "h1", "0.01"), authorize(app, org, "h2", "0.01")
+    body = {"usage": {"input_tokens": 0, "output_tokens": 10_000}}  # 0.05: past the hold, so flagged
+    answer = holds.settle(app, OPERATOR, org["id"], first.id, body)
+    other = holds.settle(app, OPERATOR, org["id"], second.id, {"usage": {"input_tokens": 0, "output_tokens": 1_000}})
+    assert answer.event_id != other.event_id
+    # Each replay finds its hold's own event (by its key, hold:<id>): the same id, cost and flag, nothing posted.
+    assert holds.settle(app, OPERATOR, org["id"], first.id, body) == answer
+    assert (
+        holds.settle(app, OPERATOR, org["id"], second.id, {"usage": {"input_tokens": 0, "output_tokens": 1_000}})
+        == other
+    )
+    assert (str(answer.cost), answer.exceeded_hold, str(other.cost), other.exceeded_hold) == (
+        "0.05",
+        True,
+        "0.005",
+        False,
+    )
+    assert available(app, org) == "9.945"
+    with pytest.raises(Conflict):  # the same hold with other usage is refused
+        holds.settle(app, OPERATOR, org["id"], first.id, {"usage": {"input_tokens": 1, "output_tokens": 10_000}})
+
+
 def test_a_member_key_cannot_settle_another_members_hold(app: App, org: dict[str, str]) -> None:
     other = organizations.add_member(app.uow(), OPERATOR, org["id"], {"email": "bob@acme.test"}, app.clock.now())
     hold = authorize(app, org, "h1")

@@ -11,8 +11,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from seatmeter.adapters import tables_billing, tables_notify
 from seatmeter.adapters.db import alembic_config
 from seatmeter.adapters.tables import metadata
+
+# Every table on `metadata`, as the migrations' env.py has them, whatever else this test session imported.
+assert tables_billing and tables_notify
 
 EVENT = (
     "INSERT INTO usage_events (organization_id, id, idempotency_key, fingerprint, member_id, model, surface, "
@@ -38,11 +42,15 @@ def _events(url: str) -> list[tuple[Any, ...]]:
 
 
 def _keys(url: str) -> tuple[list[str], list[list[str]]]:
+    """usage_events' primary key columns and unique constraints; its key's name and CHECK are required too."""
     engine = create_engine(url)
     try:
         found = inspect(engine)
-        primary = found.get_pk_constraint("usage_events")["constrained_columns"]
-        return primary, [u["column_names"] for u in found.get_unique_constraints("usage_events")]
+        primary = found.get_pk_constraint("usage_events")
+        assert primary["name"] == "pk_usage_events"  # what a later migration drops it by
+        checks = {c["name"] for c in found.get_check_constraints("usage_events")}
+        assert "ck_usage_events_cost_not_negative" in checks  # compare_metadata does not compare CHECKs
+        return primary["constrained_columns"], [u["column_names"] for u in found.get_unique_constraints("usage_events")]
     finally:
         engine.dispose()
 
@@ -55,7 +63,7 @@ def test_the_migrated_schema_is_the_one_the_code_describes(database_url: str) ->
     finally:
         engine.dispose()
     assert differences == []
-    # Autogenerate does not compare primary keys: the one 0006 changed is checked by name.
+    # Autogenerate compares neither primary keys nor CHECKs: _keys checks usage_events' own.
     assert _keys(database_url) == (["organization_id", "idempotency_key"], [])
 
 
@@ -65,14 +73,16 @@ def test_0006_rekeys_usage_events_by_idempotency_key_and_keeps_every_event(datab
     try:
         assert _keys(database_url) == (["organization_id", "id"], [["organization_id", "idempotency_key"]])
         engine = create_engine(database_url)
-        with engine.begin() as conn:
-            for org, event_id, key, cost in [
-                ("org_a", "evt_1", "k1", 5),
-                ("org_a", "evt_2", "k2", 7),
-                ("org_b", "evt_3", "k1", 11),
-            ]:
-                conn.execute(text(EVENT), {"org": org, "id": event_id, "key": key, "cost": cost})
-        engine.dispose()
+        try:
+            with engine.begin() as conn:
+                for org, event_id, key, cost in [
+                    ("org_a", "evt_1", "k1", 5),
+                    ("org_a", "evt_2", "k2", 7),
+                    ("org_b", "evt_3", "k1", 11),
+                ]:
+                    conn.execute(text(EVENT), {"org": org, "id": event_id, "key": key, "cost": cost})
+        finally:
+            engine.dispose()
         before = _events(database_url)
         command.upgrade(config, "0006")
         assert _events(database_url) == before

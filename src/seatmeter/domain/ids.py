@@ -1,9 +1,10 @@
 """Identifiers and secrets. Ids carry a short prefix that says what they name; keys are random and shown once.
 
 An id is time-ordered: 12 hex digits of the Unix time in milliseconds, then 16 random hex digits (64 bits). Ids
-made close in time sort close together, so a table's primary-key index grows at its right edge instead of taking
-each new row at a random page: with random ids, a 10,000-event batch touched pages all over the index and a bulk
-insert ran about a third slower (the same rows, the same indexes, measured on SQLite). The time is the wall
+made close in time sort close together, so a table keyed by its id grows its primary-key index at the right edge
+instead of taking each new row at a random page: with random ids, a 10,000-event batch touched pages all over the
+index and a bulk insert ran about a third slower (the same rows, the same indexes, measured on SQLite). Usage
+events are keyed by their idempotency key since migration 0006, and their id has no index. The time is the wall
 clock's, not the App's clock: it orders storage and means nothing to billing.
 """
 

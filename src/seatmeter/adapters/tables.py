@@ -207,7 +207,7 @@ usage_events = Table(
     Column("recorded_at", TS, nullable=False),
     # Keyed by the idempotency key, the one key every write must check; the event's `id` (time-ordered, random,
     # made by domain/ids.py) has no index of its own: nothing reads an event by it, and a fourth b-tree per event
-    # cost a fifth of SQLite's work of an insert (migration 0006).
+    # was nearly a quarter of SQLite's work of an insert (migration 0006).
     PrimaryKeyConstraint("organization_id", "idempotency_key"),
     CheckConstraint("cost_nano >= 0", name="cost_not_negative"),
     Index("ix_usage_events_org_period_member", "organization_id", "period", "member_id"),

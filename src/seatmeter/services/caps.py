@@ -186,7 +186,7 @@ def caps_view(period: Period, rows: SummaryRows, text: MoneyText) -> tuple[dict[
     default = config.get(("member_default", ""))
     own_caps = {member: limit for (scope, member), limit in config.items() if scope == "member"}
     # A member's (limit, spent, held) -> their cap fields, made once: most members of a large organization share
-    # them (no spend yet, the default cap), and each is otherwise six amounts looked up and a dict built per member.
+    # them (no spend yet, the default cap), and each is otherwise four amounts looked up and a dict built per member.
     fields_of: dict[tuple[int | None, int, int], dict[str, Any]] = {}
     listed: list[dict[str, Any]] = []
     by_member: list[dict[str, Any] | None] = []

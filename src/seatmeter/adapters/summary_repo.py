@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from seatmeter.adapters.raw import Statement
+from seatmeter.adapters.raw import Call, Statement, run_together
 from seatmeter.domain.limits import CREDITS, ORGANIZATION, member_account
 
 __all__ = ["SummaryRows", "read"]
@@ -45,16 +45,18 @@ def read(conn: Connection, org_id: str, period_key: str, member_id: str | None =
     """Every member (or only `member_id`), the limit rows of the period plus the credit row, and the caps."""
     params: dict[str, Any] = {"org": org_id, "period": period_key}
     if member_id is None:
-        members = MEMBERS.run(conn, params).tuples()
-        limits = LIMITS.run(conn, params).tuples()
+        calls: list[Call] = [(MEMBERS, params), (LIMITS, params), (CAPS, params)]
     else:
-        members = ONE_MEMBER.run(conn, {**params, "member": member_id}).tuples()
-        limits = LIMITS_OF_MEMBER.run(
-            conn,
-            {**params, "credits": CREDITS, "organization": ORGANIZATION, "account": member_account(member_id)},
-        ).tuples()
+        calls = [
+            (ONE_MEMBER, {**params, "member": member_id}),
+            (LIMITS_OF_MEMBER,
+             {**params, "credits": CREDITS, "organization": ORGANIZATION, "account": member_account(member_id)}),
+            (CAPS, params),
+        ]  # fmt: skip
+    # One round trip on PostgreSQL instead of three.
+    members, limits, caps = (answer.tuples() for answer in run_together(conn, calls) if answer is not None)
     return SummaryRows(
         members,
         {account: (limit, posted, held) for account, limit, posted, held in limits},
-        {(scope, member): limit for scope, member, limit in CAPS.run(conn, params).tuples()},
+        {(scope, member): limit for scope, member, limit in caps},
     )

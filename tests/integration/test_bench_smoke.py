@@ -50,8 +50,10 @@ def test_every_benchmark_runs_quickly_and_writes_name_value_unit_raw_limit_ratio
 
 def test_a_subset_runs_only_the_named_benchmarks(tmp_path: Path) -> None:
     out = tmp_path / "bench-results.json"
+    # The test database, never the default benchmark one: `make test` must not empty a developer's test_bench.
+    pg = POSTGRES_URL or "postgresql+psycopg://postgres@127.0.0.1:1/none"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "close_period", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", "close_period", "--quick", "--out", str(out), "--postgres-url", pg],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -47,6 +47,16 @@ def _counts(app: App, org: Org) -> tuple[int, int]:
     return int(events), int(ledger)
 
 
+def _recorded_batch(api: Api, keys: list[str]) -> tuple[Org, str, list[dict[str, Any]]]:
+    """A new organization, its usage path, and a first batch of events with these keys, recorded."""
+    org = create_org(api, channel="sales_assisted")
+    path = f"/v1/organizations/{org.id}/usage"
+    batch = [_event(key, org.owner_id) for key in keys]
+    accepted = api.post(path, {"events": batch}, key=org.service_key, expect=200)
+    assert accepted == {"accepted": len(keys), "duplicates": 0}
+    return org, path, batch
+
+
 @pytest.fixture
 def looked_up(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many keys each lookup of recorded keys asked for, in order."""
@@ -62,10 +72,7 @@ def looked_up(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_replays_the_sample_misses_are_found_by_the_retry(api: Api, app: App, looked_up: list[int]) -> None:
-    org = create_org(api, channel="sales_assisted")
-    path = f"/v1/organizations/{org.id}/usage"
-    recorded = [_event(f"k-b-{i}", org.owner_id) for i in range(5)]
-    assert api.post(path, {"events": recorded}, key=org.service_key, expect=200) == {"accepted": 5, "duplicates": 0}
+    org, path, recorded = _recorded_batch(api, [f"k-b-{i}" for i in range(5)])
     before = _counts(app, org)
     looked_up.clear()
     # In key order: 3 new (k-a-*), the 5 recorded (k-b-*), 20 new (k-c-*). The first, middle and last are new.
@@ -95,10 +102,7 @@ def test_replays_the_sample_misses_are_found_by_the_retry(api: Api, app: App, lo
 
 
 def test_a_batch_sent_again_is_found_by_its_sample(api: Api, app: App, looked_up: list[int]) -> None:
-    org = create_org(api, channel="sales_assisted")
-    path = f"/v1/organizations/{org.id}/usage"
-    batch = [_event(f"k-{i:03d}", org.owner_id) for i in range(40)]
-    assert api.post(path, {"events": batch}, key=org.service_key, expect=200) == {"accepted": 40, "duplicates": 0}
+    org, path, batch = _recorded_batch(api, [f"k-{i:03d}" for i in range(40)])
     before = _counts(app, org)
     looked_up.clear()
     assert api.post(path, {"events": batch}, key=org.service_key, expect=200) == {"accepted": 0, "duplicates": 40}

@@ -56,3 +56,23 @@ def test_the_batch_paths_prepared_statements_are_planned_once_never_per_run(pg_u
     batch_statements = [row for row in prepared if "holds" in row.statement or "limit_accounts" in row.statement]
     assert batch_statements, prepared  # the replay lookup, the limit rows, the reserve and the insert of holds
     assert all(row.custom_plans == 0 and row.generic_plans > 0 for row in batch_statements), prepared
+
+
+def test_batches_of_any_number_of_members_share_one_prepared_text_of_each_statement(
+    pg_url: str, clock: FixedClock
+) -> None:
+    """The organization's members, the lock of the limit rows and the reserve take their keys as arrays: batches of
+    one to four members run three times each (fewer than psycopg's five runs for any one text) and every one of
+    those statements is prepared once, for all of them."""
+    app = make_app(pg_url, clock, db_pool_size=1)
+    shop = Shop(app, members=4, credits_usd="100.00")
+    for n in range(12):
+        requests = [shop.body(f"n{n}-{i}", i, "0.01") for i in range(n % 4 + 1)]
+        answers = hold_batches.run_batch(app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r))
+                                                        for r in requests])  # fmt: skip
+        assert all(isinstance(answer, holds.HoldView) for answer in answers), answers
+    with app.engine.connect() as conn:
+        texts = [row.statement for row in conn.execute(text(PLANS))]
+    app.engine.dispose()
+    for part in ("LEFT JOIN members", "FOR UPDATE", "UPDATE limit_accounts"):
+        assert len([t for t in texts if part in t]) == 1, (part, texts)

@@ -215,11 +215,20 @@ def lock_many(conn: Connection, org_id: str, keys: Iterable[Key]) -> dict[Key, L
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         return _creating_missing(conn, org_id, wanted, lambda: _states(conn.execute(stmt)))
-    params: dict[str, Any] = {"org": org_id, "p": period}
-    for i, (account, _) in enumerate(wanted):
-        params[f"a{i}"] = account
-    statement = _lock_many(len(wanted))
+    statement, params = _many(org_id, period, wanted, conn.dialect.name == "postgresql")
     return _creating_missing(conn, org_id, wanted, lambda: _locked_with(statement, conn, params))
+
+
+def _many(org_id: str, period: str, keys: Sequence[Key], postgres: bool) -> tuple[Statement, dict[str, Any]]:
+    """The lock of a batch's rows and the parameters that name them (`keys` sorted): on PostgreSQL the accounts
+    as one array, so that the statement has one text whatever their number; on SQLite one parameter each."""
+    params: dict[str, Any] = {"org": org_id, "p": period}
+    if postgres:
+        params["accounts"] = [account for account, _ in keys]
+        return _LOCK_MANY_POSTGRES, params
+    for i, (account, _) in enumerate(keys):
+        params[f"a{i}"] = account
+    return _lock_many(len(keys)), params
 
 
 def _batch_period(keys: Sequence[Key]) -> str | None:
@@ -237,9 +246,28 @@ def _lock_many(n: int) -> Statement:
     accounts = ", ".join(f":a{i}" for i in range(n))
     return Statement(
         "SELECT account, period, limit_nano, posted_nano, held_nano FROM limit_accounts "
-        f"WHERE organization_id = :org AND account IN ({accounts}) AND period IN (:p, '') ORDER BY account, period",
-        postgres_suffix="FOR UPDATE",
+        f"WHERE organization_id = :org AND account IN ({accounts}) AND period IN (:p, '') ORDER BY account, period"
     )
+
+
+# PostgreSQL's texts of a batch's lock and reserve take the accounts (and amounts) as arrays: one text for any
+# number of rows, which psycopg prepares once per connection. With one text per number of rows, a connection
+# prepared each only after its fifth run and kept at most 100, so many runs were parsed and planned anew.
+_LOCK_MANY_POSTGRES = Statement(
+    "SELECT account, period, limit_nano, posted_nano, held_nano FROM limit_accounts WHERE organization_id = :org "
+    "AND account = ANY(CAST(:accounts AS text[])) AND period IN (:p, '') ORDER BY account, period FOR UPDATE"
+)
+_RESERVE_MANY_SQL = (
+    "UPDATE limit_accounts AS l SET held_nano = l.held_nano + v.x "
+    "FROM unnest(CAST(:accounts AS text[]), CAST(:amounts AS bigint[])) AS v(account, x) "
+    "WHERE l.organization_id = :org AND l.account = v.account AND l.period IN (:p, '') "
+    "AND (l.limit_nano IS NULL OR l.posted_nano + l.held_nano + v.x <= l.limit_nano)"
+)
+_RESERVE_MANY_POSTGRES = Statement(_RESERVE_MANY_SQL)
+# The reserve that fails unless it touched all `:n` rows (a division by zero), for a pipeline that commits.
+_RESERVE_MANY_OR_FAIL_POSTGRES = Statement(
+    f"WITH reserved AS ({_RESERVE_MANY_SQL} RETURNING 1) SELECT 1 / CAST(count(*) = :n AS integer) FROM reserved"
+)
 
 
 @functools.cache
@@ -260,19 +288,22 @@ def reserve_many(conn: Connection, org_id: str, amounts: Mapping[Key, int]) -> N
     The rows are those of one organization in one period (and its credits). As for `reserve`, the caller has
     decided from locked rows, so a short count means a broken invariant; the caller's transaction rolls back.
     """
-    statement, params = reserve_many_call(org_id, amounts)
+    statement, params = reserve_many_call(org_id, amounts, postgres=conn.dialect.name == "postgresql")
     check_reserved(statement.run(conn, params), amounts)
 
 
-def reserve_many_call(org_id: str, amounts: Mapping[Key, int]) -> tuple[Statement, dict[str, Any]]:
+def reserve_many_call(org_id: str, amounts: Mapping[Key, int], *, postgres: bool) -> tuple[Statement, dict[str, Any]]:
     """The statement of `reserve_many`, for `raw.run_together`; give its answer to `check_reserved`."""
     keys = sorted(amounts)
     period = _batch_period(keys)
     if not keys or period is None:
         raise ValueError(f"not the limit rows of one organization and period: {keys}")
-    params: dict[str, Any] = {"org": org_id, "p": period}
+    _, params = _many(org_id, period, keys, postgres)
+    if postgres:
+        params["amounts"] = [amounts[key] for key in keys]
+        return _RESERVE_MANY_POSTGRES, params
     for i, key in enumerate(keys):
-        params[f"a{i}"], params[f"x{i}"] = key[0], amounts[key]
+        params[f"x{i}"] = amounts[key]
     return _reserve_many(len(keys)), params
 
 
@@ -299,15 +330,8 @@ def reserve_many_or_fail_call(org_id: str, amounts: Mapping[Key, int]) -> list[t
     order, then reserve; if any row lacks the room, the statement fails (division by zero, SQLSTATE 22012), the
     transaction is aborted and the pipeline's COMMIT does nothing. The caller decided from unlocked rows, so here
     a short count is a race lost, not a broken invariant: the caller decides again under the lock."""
-    _, params = reserve_many_call(org_id, amounts)
-    n = len(amounts)
-    return [(_lock_many(n), params), (_reserve_many_or_fail(n), {**params, "n": n})]
-
-
-@functools.cache
-def _reserve_many_or_fail(n: int) -> Statement:
-    update = _reserve_many(n).sqlite
-    return Statement(f"WITH reserved AS ({update} RETURNING 1) SELECT 1 / CAST(count(*) = :n AS integer) FROM reserved")
+    _, params = reserve_many_call(org_id, amounts, postgres=True)
+    return [(_LOCK_MANY_POSTGRES, params), (_RESERVE_MANY_OR_FAIL_POSTGRES, {**params, "n": len(amounts)})]
 
 
 def check_reserved(answer: Rows | None, amounts: Mapping[Key, int]) -> None:

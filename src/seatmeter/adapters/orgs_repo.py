@@ -99,17 +99,30 @@ def _organization_and_members(n: int) -> Statement:
     )
 
 
+# PostgreSQL's text takes the members as one array: one text for any number of members, which psycopg prepares
+# once per connection (with one text per number of members, many runs were parsed and planned anew).
+_ORGANIZATION_AND_MEMBERS_POSTGRES = Statement(
+    "SELECT o.id, o.name, o.timezone, o.plan, o.channel, o.term_start, o.billing_anchor_day, o.seat_prices, "
+    "m.id AS member_id, m.seat_type FROM organizations o "
+    "LEFT JOIN members m ON m.organization_id = o.id AND m.id = ANY(CAST(:members AS text[])) WHERE o.id = :org"
+)
+
+
 def organization_and_members(
     conn: Connection, org_id: str, member_ids: Sequence[str]
 ) -> tuple[Organization, dict[str, MemberSeat]]:
     """The organization and those of `member_ids` that are its members, in one statement (group commit)."""
-    statement, params = organization_and_members_call(org_id, member_ids)
+    statement, params = organization_and_members_call(org_id, member_ids, postgres=conn.dialect.name == "postgresql")
     return organization_and_members_of(org_id, statement.run(conn, params))
 
 
-def organization_and_members_call(org_id: str, member_ids: Sequence[str]) -> tuple[Statement, dict[str, Any]]:
+def organization_and_members_call(
+    org_id: str, member_ids: Sequence[str], *, postgres: bool
+) -> tuple[Statement, dict[str, Any]]:
     """The statement of `organization_and_members`, for `raw.run_together`."""
     wanted = sorted(set(member_ids))
+    if postgres:
+        return _ORGANIZATION_AND_MEMBERS_POSTGRES, {"org": org_id, "members": wanted}
     return _organization_and_members(len(wanted)), {"org": org_id, **{f"m{i}": m for i, m in enumerate(wanted)}}
 
 

@@ -307,7 +307,7 @@ def _decided_before_locking(app: App, org_id: str, batch: list[holds.Prepared]) 
             members = {p.request.member_id for p in batch}
             replays, found, rows = run_together(conn, [
                 _stored_call(conn, org_id, {p.request.idempotency_key for p in batch}),
-                orgs_repo.organization_and_members_call(org_id, list(members)),
+                orgs_repo.organization_and_members_call(org_id, list(members), postgres=True),
                 limits_repo.recent_rows_call(org_id, [CREDITS, ORGANIZATION, *map(member_account, members)],
                                              ["", *_period_keys_near(now)]),
             ])  # fmt: skip
@@ -364,7 +364,8 @@ def _locked_transaction(app: App, org_id: str, batch: list[holds.Prepared]) -> l
         # The replays and the organization with its members: one round trip on PostgreSQL.
         replays, found = run_together(conn, [
             _stored_call(conn, org_id, {p.request.idempotency_key for p in batch}),
-            orgs_repo.organization_and_members_call(org_id, [p.request.member_id for p in batch]),
+            orgs_repo.organization_and_members_call(org_id, [p.request.member_id for p in batch],
+                                                    postgres=conn.dialect.name == "postgresql"),
         ])  # fmt: skip
         stored = _stored_of(replays)
         try:
@@ -535,7 +536,7 @@ class _Decider:
             return
         # The guarded UPDATE and the inserts in one round trip on PostgreSQL; its row count checked before commit.
         reserved, _ = run_together(self.conn, [
-            limits_repo.reserve_many_call(self.org_id, self.granted),
+            limits_repo.reserve_many_call(self.org_id, self.granted, postgres=self.conn.dialect.name == "postgresql"),
             (holds._INSERT_HOLD, self.inserts),
         ])  # fmt: skip
         limits_repo.check_reserved(reserved, self.granted)

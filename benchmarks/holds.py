@@ -13,7 +13,6 @@ from sqlalchemy import text
 
 from benchmarks.common import fresh_postgres, fresh_sqlite, make_app, make_org, postgres_available, rate
 from benchmarks.registry import Result, Size, register
-from seatmeter.adapters.db import GENERIC_PLANS
 from seatmeter.bootstrap import App
 from seatmeter.domain.ids import new_id
 from seatmeter.services import holds
@@ -233,7 +232,6 @@ def _raw_pg_pairs(url: str, org: Any, per_client: int, period: str) -> int:
 
     def work(k: int) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(GENERIC_PLANS)  # as the engine's connections do (adapters/db.py): the same plans
             cur = conn.cursor()
             for i in range(per_client):
                 member = org.member_ids[(k * per_client + i) % len(org.member_ids)]

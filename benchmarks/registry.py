@@ -37,7 +37,7 @@ class Result:
     @classmethod
     def latency(cls, name: str, value_ms: float, raw_ms: float | None, unit: str = "ms", **extra: Any) -> Result:
         ratio = round(raw_ms / value_ms, 3) if raw_ms and value_ms else None
-        return cls(name, round(value_ms, 2), unit, None if raw_ms is None else round(raw_ms, 2), ratio, extra)
+        return cls(name, _figures(value_ms), unit, None if raw_ms is None else _figures(raw_ms), ratio, extra)
 
     @classmethod
     def skipped(cls, name: str, unit: str, reason: str) -> Result:
@@ -46,6 +46,11 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value, "unit": self.unit, "raw_limit": self.raw_limit,
                 "ratio": self.ratio, **self.extra}
+
+
+def _figures(value: float) -> float:
+    """Four significant figures: a latency in seconds from a quick run (a few milliseconds) is not rounded to 0."""
+    return float(f"{value:.4g}")
 
 
 Benchmark = Callable[[Size], Result]

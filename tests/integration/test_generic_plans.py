@@ -1,78 +1,77 @@
-"""PostgreSQL connections plan prepared statements once (adapters/db.py, GENERIC_PLANS): the hot path's statements,
-prepared by psycopg after five runs on a connection, are never planned again with each run's values."""
+"""A batch of holds on PostgreSQL (services/hold_batches.py): its transaction plans its prepared statements once
+(`SET LOCAL plan_cache_mode = force_generic_plan`), and each of its statements has one text whatever the batch's
+size, so psycopg prepares it once per connection."""
 
 from __future__ import annotations
 
-import psycopg
+from typing import Any
+
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
 from seatmeter.adapters.clock import FixedClock
-from seatmeter.adapters.db import create_db_engine
+from seatmeter.bootstrap import App
 from seatmeter.services import hold_batches, holds
 from tests.conftest import make_app
 from tests.integration.test_hold_batches import OPERATOR, Shop
-from tests.integration.test_pool_ping import _backend_pid, _terminate
 
 pytestmark = pytest.mark.postgres
 
-PLANS = "SELECT name, statement, generic_plans, custom_plans FROM pg_prepared_statements"
+PLANS = "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+# A marker of each statement a batch runs on its first (decided before locking) path.
+BATCH_STATEMENTS = {
+    "replays": "CROSS JOIN LATERAL",
+    "members": "LEFT JOIN members",
+    "recent rows": "period = ANY",
+    "lock": "FOR UPDATE",
+    "reserve": "WITH reserved AS (UPDATE limit_accounts",
+    "holds": "INSERT INTO holds",
+}
 
 
-def _mode(engine: Engine) -> str:
-    with engine.connect() as conn:
-        return str(conn.execute(text("SHOW plan_cache_mode")).scalar_one())
+def _batches(app: App, shop: Shop, sizes: list[int], amount: Any = "0.01") -> list[Any]:
+    """Run one batch per size, of that many members' holds, on the one pooled connection; then that connection's
+    prepared statements."""
+    for n, size in enumerate(sizes):
+        requests = [shop.body(f"n{n}-{i}", i, amount(n) if callable(amount) else amount) for i in range(size)]
+        answers = hold_batches.run_batch(app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r))
+                                                        for r in requests])  # fmt: skip
+        assert all(isinstance(answer, holds.HoldView) for answer in answers), answers
+    with app.engine.connect() as conn:
+        return list(conn.execute(text(PLANS)))
 
 
-def test_every_pooled_connection_plans_generically_a_replaced_one_too(pg_url: str) -> None:
-    engine = create_db_engine(pg_url, pool_size=1)
-    assert _mode(engine) == "force_generic_plan"
-    pid = _backend_pid(engine)
-    _terminate(pg_url, pid)
-    engine.dispose()  # what the pool does on a disconnect: the next connection is a new one
-    assert _backend_pid(engine) != pid
-    assert _mode(engine) == "force_generic_plan"
-    engine.dispose()
+def test_a_batchs_statements_are_planned_once_never_with_each_runs_values(pg_url: str, clock: FixedClock) -> None:
+    app = make_app(pg_url, clock, db_pool_size=1)  # one connection: every batch runs on it
+    shop = Shop(app, members=2, credits_usd="100.00")
+    prepared = _batches(app, shop, [2] * 12)  # psycopg prepares a statement on its fifth run on a connection
+    app.engine.dispose()
+    for name, marker in BATCH_STATEMENTS.items():
+        rows = [row for row in prepared if marker in row.statement]
+        assert rows, (name, prepared)
+        # Under the server's default the replay lookup was planned with its values at every run.
+        assert all(row.custom_plans == 0 and row.generic_plans > 0 for row in rows), (name, rows)
 
 
-def test_a_bare_connection_keeps_the_servers_default(pg_url: str) -> None:
-    """The setting is the engine's, per connection: nothing is changed in the database for other clients."""
-    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        assert conn.execute("SHOW plan_cache_mode").fetchone() == ("auto",)
-
-
-def test_the_batch_paths_prepared_statements_are_planned_once_never_per_run(pg_url: str, clock: FixedClock) -> None:
+def test_the_setting_ends_with_the_batchs_transaction(pg_url: str, clock: FixedClock) -> None:
+    """LOCAL: what else the connection runs afterwards is planned as the server's default says."""
     app = make_app(pg_url, clock, db_pool_size=1)
     shop = Shop(app, members=2, credits_usd="100.00")
-    for n in range(12):  # psycopg prepares a statement on its fifth run on a connection
-        requests = [shop.body(f"k{n}-{i}", i % 2, "0.01") for i in range(3)]
-        answers = hold_batches.run_batch(app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r))
-                                                        for r in requests])  # fmt: skip
-        assert all(isinstance(answer, holds.HoldView) for answer in answers), answers
-    # The pool holds one connection: every batch ran on it, and so does this read of its prepared statements.
+    _batches(app, shop, [2])
     with app.engine.connect() as conn:
-        prepared = conn.execute(text(PLANS)).all()
+        mode = conn.execute(text("SHOW plan_cache_mode")).scalar_one()
     app.engine.dispose()
-    batch_statements = [row for row in prepared if "holds" in row.statement or "limit_accounts" in row.statement]
-    assert batch_statements, prepared  # the replay lookup, the limit rows, the reserve and the insert of holds
-    assert all(row.custom_plans == 0 and row.generic_plans > 0 for row in batch_statements), prepared
+    assert mode == "auto"
 
 
-def test_batches_of_any_number_of_members_share_one_prepared_text_of_each_statement(
-    pg_url: str, clock: FixedClock
-) -> None:
-    """The organization's members, the lock of the limit rows and the reserve take their keys as arrays: batches of
-    one to four members run three times each (fewer than psycopg's five runs for any one text) and every one of
-    those statements is prepared once, for all of them."""
+def test_batches_of_any_size_share_one_prepared_text_of_each_statement(pg_url: str, clock: FixedClock) -> None:
+    """Batches of one to four members, three of each size (fewer than psycopg's five runs of any one text), with
+    amounts on either side of 2**31 nano-USD (psycopg would type them as int4[] or int8[] arrays): one prepared
+    statement each for the organization's members, the lock of the limit rows and the reserve."""
     app = make_app(pg_url, clock, db_pool_size=1)
-    shop = Shop(app, members=4, credits_usd="100.00")
-    for n in range(12):
-        requests = [shop.body(f"n{n}-{i}", i, "0.01") for i in range(n % 4 + 1)]
-        answers = hold_batches.run_batch(app, shop.id, [(OPERATOR, holds.prepare(app, OPERATOR, shop.id, r))
-                                                        for r in requests])  # fmt: skip
-        assert all(isinstance(answer, holds.HoldView) for answer in answers), answers
-    with app.engine.connect() as conn:
-        texts = [row.statement for row in conn.execute(text(PLANS))]
+    shop = Shop(app, members=4, credits_usd="1000.00")
+    prepared = _batches(app, shop, [n % 4 + 1 for n in range(12)], amount=lambda n: "3.00" if n % 2 else "0.01")
     app.engine.dispose()
-    for part in ("LEFT JOIN members", "FOR UPDATE", "UPDATE limit_accounts"):
-        assert len([t for t in texts if part in t]) == 1, (part, texts)
+    for name in ("members", "lock", "reserve"):
+        rows = [row for row in prepared if BATCH_STATEMENTS[name] in row.statement]
+        assert len(rows) == 1, (name, prepared)

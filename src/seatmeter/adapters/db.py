@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
-__all__ = ["GENERIC_PLANS", "READ_ONLY", "SQLitePool", "create_db_engine", "is_postgres", "upgrade"]
+__all__ = ["READ_ONLY", "SQLitePool", "create_db_engine", "is_postgres", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Set in a pooled connection's info for the next begin only: a read-only unit of work (services/uow.py).
@@ -38,30 +38,7 @@ def create_db_engine(url: str, *, pool_size: int = 20) -> Engine:
         isolation_level="READ COMMITTED",
     )
     _ping_when_idle(engine)
-    _generic_plans(engine)
     return engine
-
-
-# Every statement psycopg has prepared (one run five times on a connection) is planned once per connection, not
-# at each run. Under PostgreSQL's default (`auto`) the first five runs of a prepared statement are planned with
-# their values, and every later run too where the generic plan looks dearer to the planner: a batch's replay
-# lookup (its keys as an array, joined LATERAL to holds) was planned at every run, with statistics or without
-# (tests/integration/test_generic_plans.py counts them). The statements run again and again pick their rows by
-# keys through an index (an organization, an account, an idempotency key; the expiry sweep's open holds by
-# ix_holds_open_expiry), so the generic plan is the plan the values would give. A batch of 8 holds run alone:
-# PostgreSQL's CPU 2.2-2.5 -> 1.8-2.1 ms (docs/performance.md).
-GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
-
-
-def _generic_plans(engine: Engine) -> None:
-    """Each new connection plans its prepared statements generically (PostgreSQL 12 and later; a pool event,
-    not an engine one: see SQLiteImmediate)."""
-
-    @event.listens_for(engine.pool, "connect")
-    def _connected(dbapi_connection: Any, _record: Any) -> None:
-        if dbapi_connection.info.server_version >= 120000:
-            dbapi_connection.execute(GENERIC_PLANS)
-            dbapi_connection.commit()
 
 
 def _ping_when_idle(engine: Engine) -> None:

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from psycopg.types.numeric import Int8
 from sqlalchemy import Connection, and_, case, literal, select, tuple_, update
 
 from seatmeter.adapters.raw import Rows, Statement
@@ -242,7 +243,9 @@ def _batch_period(keys: Sequence[Key]) -> str | None:
 
 @functools.cache
 def _lock_many(n: int) -> Statement:
-    # Within one organization and one period (and credits, period ''), the account names the row.
+    # SQLite's text (no row locks there: the transaction holds the file's write lock); PostgreSQL's, which locks
+    # the rows, is _LOCK_MANY_POSTGRES. Within one organization and one period (and credits, period ''), the
+    # account names the row.
     accounts = ", ".join(f":a{i}" for i in range(n))
     return Statement(
         "SELECT account, period, limit_nano, posted_nano, held_nano FROM limit_accounts "
@@ -300,7 +303,9 @@ def reserve_many_call(org_id: str, amounts: Mapping[Key, int], *, postgres: bool
         raise ValueError(f"not the limit rows of one organization and period: {keys}")
     _, params = _many(org_id, period, keys, postgres)
     if postgres:
-        params["amounts"] = [amounts[key] for key in keys]
+        # As int8 whatever their size: psycopg types a list of ints by its largest value (int2[], int4[], int8[]),
+        # and each type would be a statement of its own to prepare.
+        params["amounts"] = [Int8(amounts[key]) for key in keys]
         return _RESERVE_MANY_POSTGRES, params
     for i, key in enumerate(keys):
         params[f"x{i}"] = amounts[key]

@@ -287,6 +287,23 @@ def _transaction(app: App, org_id: str, batch: list[holds.Prepared]) -> list[Ans
 # the pipeline's last statements, not across round trips.
 _COMMIT = Statement("COMMIT")
 
+# The first statement of a batch's transaction on PostgreSQL, in the pipeline of its first round trip: the
+# statements psycopg has prepared (after five runs on a connection) are planned once, not with each run's values.
+# Under the default (`auto`) the batch's replay lookup (its keys as an array, joined LATERAL to holds) was planned
+# at every run, with statistics or without, and the other statements at their first five runs on each connection.
+# Each of them picks its rows by keys through an index (the organization with an account, a member, an
+# idempotency key), so the generic plan is the one the values would give. LOCAL: only this transaction's
+# statements; nothing else the connection runs afterwards, whatever its parameters' selectivity. A batch of 8
+# holds run alone: PostgreSQL's CPU per batch -14 to -18 % (docs/performance.md).
+_GENERIC_PLANS = Statement("SET LOCAL plan_cache_mode = force_generic_plan")
+
+
+def _done(*answers: Rows | None) -> None:
+    """Close the cursors of answers that are not read (a SET has no rows)."""
+    for answer in answers:
+        if answer is not None:
+            answer.fetchall()
+
 
 def _decided_before_locking(app: App, org_id: str, batch: list[holds.Prepared]) -> list[Answer] | None:
     """The batch in two round trips, on PostgreSQL, or None when only the locked path can answer it.
@@ -305,12 +322,14 @@ def _decided_before_locking(app: App, org_id: str, batch: list[holds.Prepared]) 
         with app.uow() as uow:
             conn = uow.conn
             members = {p.request.member_id for p in batch}
-            replays, found, rows = run_together(conn, [
+            plans, replays, found, rows = run_together(conn, [
+                (_GENERIC_PLANS, {}),
                 _stored_call(conn, org_id, {p.request.idempotency_key for p in batch}),
                 orgs_repo.organization_and_members_call(org_id, list(members), postgres=True),
                 limits_repo.recent_rows_call(org_id, [CREDITS, ORGANIZATION, *map(member_account, members)],
                                              ["", *_period_keys_near(now)]),
             ])  # fmt: skip
+            _done(plans)
             stored = _stored_of(replays)
             org, seats_of = orgs_repo.organization_and_members_of(org_id, found)
             if org.plan == "seat_based":
@@ -362,11 +381,13 @@ def _locked_transaction(app: App, org_id: str, batch: list[holds.Prepared]) -> l
     with app.uow() as uow:
         conn = uow.conn
         # The replays and the organization with its members: one round trip on PostgreSQL.
-        replays, found = run_together(conn, [
+        postgres = conn.dialect.name == "postgresql"
+        *plans, replays, found = run_together(conn, [
+            *([(_GENERIC_PLANS, {})] if postgres else []),
             _stored_call(conn, org_id, {p.request.idempotency_key for p in batch}),
-            orgs_repo.organization_and_members_call(org_id, [p.request.member_id for p in batch],
-                                                    postgres=conn.dialect.name == "postgresql"),
+            orgs_repo.organization_and_members_call(org_id, [p.request.member_id for p in batch], postgres=postgres),
         ])  # fmt: skip
+        _done(*plans)
         stored = _stored_of(replays)
         try:
             org, members = orgs_repo.organization_and_members_of(org_id, found)

@@ -22,3 +22,5 @@ class Settings:
     session_secret: str = field(default_factory=lambda: _env("SESSION_SECRET", ""))
     anthropic_upstream: str = field(default_factory=lambda: _env("ANTHROPIC_UPSTREAM", "https://api.anthropic.com"))
     anthropic_api_key: str = field(default_factory=lambda: _env("ANTHROPIC_API_KEY", ""))
+    # The largest request body accepted, in bytes (entrypoints/api/body_limit.py); larger ones get a 413.
+    max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", str(32 * 1024 * 1024))))

@@ -130,6 +130,7 @@ CODES: frozenset[str] = frozenset(
         "idempotency_conflict",
         "seat_removal_not_allowed",
         "hold_not_open",
+        "request_too_large",  # the body is over the server's bound (entrypoints/api/body_limit.py)
         "organization_cap_reached",
         "member_cap_reached",
         "allowance_exhausted",

@@ -16,6 +16,7 @@ from seatmeter import __version__
 from seatmeter.adapters import metrics
 from seatmeter.bootstrap import App, build
 from seatmeter.entrypoints.api import errors
+from seatmeter.entrypoints.api.body_limit import BodyLimit
 from seatmeter.entrypoints.api.errors import STATUS
 from seatmeter.entrypoints.api.fastpath import HoldFastPath
 from seatmeter.entrypoints.api.routes_billing import router as billing_router
@@ -58,6 +59,7 @@ def create_app(app: App | None = None, *, fast_path: bool = True) -> FastAPI:
     _finish_openapi(api)
     if fast_path:
         api.add_middleware(HoldFastPath, api=api)
+    api.add_middleware(BodyLimit, max_bytes=seatmeter.settings.max_body_bytes)  # the outermost: before any read
 
     @api.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

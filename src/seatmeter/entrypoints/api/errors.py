@@ -27,6 +27,7 @@ STATUS: dict[str, int] = {
     "idempotency_conflict": 409,
     "seat_removal_not_allowed": 409,
     "hold_not_open": 409,
+    "request_too_large": 413,
     "organization_cap_reached": 429,
     "member_cap_reached": 429,
     "allowance_exhausted": 429,

@@ -24,3 +24,5 @@ class Settings:
     anthropic_api_key: str = field(default_factory=lambda: _env("ANTHROPIC_API_KEY", ""))
     # The largest request body accepted, in bytes (entrypoints/api/body_limit.py); larger ones get a 413.
     max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", str(32 * 1024 * 1024))))
+    # Webhooks to non-public addresses (loopback, private networks): refused unless 1 (adapters/webhooks.py).
+    webhook_allow_private: bool = field(default_factory=lambda: _env("WEBHOOK_ALLOW_PRIVATE", "0") == "1")

@@ -174,7 +174,7 @@ def test_the_worker_delivers_signed_webhooks_and_email(api: Api, app: Any, clock
         receiver.secret = saved["webhook_secret"]
         api.put(f"/v1/organizations/{org.id}/caps/organization", {"limit": "4.00"}, key=org.owner_key, expect=200)
         spend(api, org, org.owner_id, 3)
-        sender = WebhookSender(timeout_s=5)
+        sender = WebhookSender(timeout_s=5, allow_private=True)
         report = deliver_due(app.engine, clock.now(), sender=sender, mailer=Mailer(inbox.host, inbox.port))
         again = deliver_due(app.engine, clock.now(), sender=sender, mailer=Mailer(inbox.host, inbox.port))
         sender.close()
@@ -192,7 +192,7 @@ def test_the_worker_delivers_signed_webhooks_and_email(api: Api, app: Any, clock
 def test_a_failing_receiver_is_retried_with_backoff_and_finally_marked_failed(api: Api, app: Any, clock: Any) -> None:
     org = create_org(api, channel="sales_assisted")
     policy = RetryPolicy(base_delay_s=60, factor=2, max_attempts=3)
-    sender = WebhookSender(timeout_s=5)
+    sender = WebhookSender(timeout_s=5, allow_private=True)
     with webhook_receiver(fail_with=503) as receiver:
         api.put(
             f"/v1/organizations/{org.id}/notification-settings",

@@ -4,6 +4,12 @@ Every request carries three headers: `webhook-id` (the message id, the same on e
 can drop duplicates), `webhook-timestamp` (seconds since the epoch) and `webhook-signature`: `v1,` and the
 base64 HMAC-SHA256 of `"{id}.{timestamp}.{body}"` under the secret. Secrets are written `whsec_` and
 base64 of at least 24 random bytes; the key is the decoded bytes.
+
+An organization's owner chooses the URL, so the sender would otherwise be a way into the network it runs in: a
+message goes only to public addresses (`ipaddress.is_global`: not loopback, private, link-local, carrier-grade
+NAT, reserved), every address the host resolves to is checked, and the request is made to the address checked,
+with the URL's host in `Host` and in TLS's SNI and certificate check, so a DNS answer that changes in between
+cannot move it. `SEATMETER_WEBHOOK_ALLOW_PRIVATE=1` lifts the rule, for receivers on a private network.
 """
 
 from __future__ import annotations
@@ -11,10 +17,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -95,11 +105,31 @@ class WebhookResult:
     error: str
 
 
-class WebhookSender:
-    """Posts signed messages over httpx. A 2xx answer is delivery; anything else, or no answer, is a failure."""
+Resolver = Callable[[str, int], list[str]]
 
-    def __init__(self, *, timeout_s: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+
+def _resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to, as text (an address given as the host is its own answer)."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+class WebhookSender:
+    """Posts signed messages over httpx. A 2xx answer is delivery; anything else, or no answer, is a failure.
+
+    `allow_private` lets messages go to non-public addresses (see the module's docstring); `resolve` is the name
+    lookup, given by tests."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        allow_private: bool = False,
+        resolve: Resolver = _resolve,
+    ) -> None:
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=False)
+        self._allow_private = allow_private
+        self._resolve = resolve
 
     def send(
         self, url: str, secret: str, message_id: str, body: bytes, *, timestamp: int | None = None
@@ -110,12 +140,38 @@ class WebhookSender:
         headers = signature_headers(secret, message_id, stamp, body)
         headers["user-agent"] = "seatmeter-webhooks/1"
         try:
-            response = self._client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as error:
+            target = httpx.URL(url)
+            request: dict[str, Any] = {"content": body, "headers": headers}
+            if not self._allow_private:
+                target, refusal = self._pinned(target, request)
+                if refusal:
+                    return WebhookResult(False, None, refusal)
+            response = self._client.post(target, **request)
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, UnicodeError) as error:
             return WebhookResult(False, None, f"{type(error).__name__}: {error}"[:500])
         if 200 <= response.status_code < 300:
             return WebhookResult(True, response.status_code, "")
         return WebhookResult(False, response.status_code, f"receiver answered {response.status_code}")
+
+    def _pinned(self, url: httpx.URL, request: dict[str, Any]) -> tuple[httpx.URL, str]:
+        """The URL with its host replaced by the address it resolved to, and the `Host` and SNI set to the name;
+        or a refusal, when an address is not public."""
+        host = url.raw_host.decode("ascii")  # IDNA-encoded, as DNS and SNI need it
+        port = url.port or (443 if url.scheme == "https" else 80)
+        addresses = self._resolve(host, port)
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope (fe80::1%eth0) is not public either
+            if not ip.is_global:
+                return url, (
+                    f"refused: {host} resolves to {ip}, which is not a public address; webhooks go to public "
+                    "addresses only unless the operator sets SEATMETER_WEBHOOK_ALLOW_PRIVATE=1"
+                )
+        if not addresses:
+            return url, f"refused: {host} resolves to no address"
+        request["headers"]["host"] = url.netloc.decode("ascii")
+        if url.scheme == "https":
+            request["extensions"] = {"sni_hostname": host}
+        return url.copy_with(host=addresses[0]), ""
 
     def close(self) -> None:
         self._client.close()

@@ -453,7 +453,7 @@ def describe_limits(conn: Connection, org_id: str, accounts: Iterable[str]) -> d
 def deliver_once(app: App, *, policy: RetryPolicy | None = None) -> DeliveryReport:
     """What `seatmeter worker` (and `seatmeter notify deliver`) calls on every tick: send every due delivery,
     by webhook and by email, with the SMTP server of the settings (SEATMETER_SMTP_HOST/PORT/FROM)."""
-    sender = WebhookSender()
+    sender = WebhookSender(allow_private=app.settings.webhook_allow_private)
     try:
         return deliver_due(app.engine, app.clock.now(), sender=sender, mailer=Mailer.from_env(), policy=policy)
     finally:

@@ -1,0 +1,106 @@
+"""Webhooks go to public addresses only, unless the operator allows private ones (adapters/webhooks.py): an owner's
+URL must not reach the services of the network seatmeter runs in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from seatmeter.adapters.clock import FixedClock
+from seatmeter.adapters.webhooks import WebhookSender, new_secret
+from seatmeter.entrypoints.api.app import create_app
+from seatmeter.services.notifications import deliver_once
+from tests.conftest import Api, create_org, make_app
+from tests.integration.test_notifications import log, spend
+from tests.support.receivers import webhook_receiver
+
+NOW_S = int(datetime.now(UTC).timestamp())
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "10.0.0.7", "192.168.1.1", "169.254.169.254", "100.64.0.1", "::1", "fe80::1%lo",
+                "::ffff:127.0.0.1", "0.0.0.0"]
+)  # fmt: skip
+def test_a_host_that_resolves_to_a_non_public_address_is_refused_unsent(address: str) -> None:
+    sent: list[httpx.Request] = []
+    sender = WebhookSender(
+        transport=httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(204)),
+        resolve=lambda host, port: [address],
+    )
+    result = sender.send("https://hooks.example.com/seatmeter", new_secret(), "msg_1", b"{}", timestamp=NOW_S)
+    sender.close()
+    assert not result.ok and result.status_code is None
+    assert "not a public address" in result.error and "SEATMETER_WEBHOOK_ALLOW_PRIVATE=1" in result.error
+    assert sent == []
+
+
+def test_one_non_public_address_among_public_ones_is_enough_to_refuse() -> None:
+    sender = WebhookSender(resolve=lambda host, port: ["93.184.215.14", "10.1.2.3"])
+    result = sender.send("http://hooks.example.com/x", new_secret(), "msg_1", b"{}", timestamp=NOW_S)
+    sender.close()
+    assert not result.ok and "10.1.2.3" in result.error
+
+
+def test_the_request_goes_to_the_address_checked_with_the_name_in_host_and_sni() -> None:
+    """A DNS answer that changes between the check and the connection cannot move the request: it is made to the
+    address that was checked."""
+    sent: list[httpx.Request] = []
+    looked_up: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        looked_up.append((host, port))
+        return ["93.184.215.14"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(204)
+
+    sender = WebhookSender(transport=httpx.MockTransport(answer), resolve=resolve)
+    result = sender.send("https://user:pw@hooks.example.com:8443/in?x=1", new_secret(), "msg_1", b"{}",
+                         timestamp=NOW_S)  # fmt: skip
+    sender.close()
+    assert result.ok, result.error
+    assert looked_up == [("hooks.example.com", 8443)]
+    (request,) = sent
+    assert (request.url.host, request.url.port, request.url.raw_path) == ("93.184.215.14", 8443, b"/in?x=1")
+    assert request.headers["host"] == "hooks.example.com:8443"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"
+    assert request.headers["authorization"].startswith("Basic ")  # the URL's credentials still go along
+
+
+def test_a_name_that_does_not_resolve_is_a_failed_send_not_an_error() -> None:
+    sender = WebhookSender()
+    result = sender.send("http://no-such-host.invalid/x", new_secret(), "msg_1", b"{}", timestamp=NOW_S)
+    sender.close()
+    assert not result.ok and result.status_code is None and result.error
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_the_worker_follows_the_operators_setting(database_url: str, clock: FixedClock, allow: bool) -> None:
+    """`deliver_once` (what `seatmeter worker` runs) refuses a loopback receiver by default, and records why in the
+    delivery's log; with SEATMETER_WEBHOOK_ALLOW_PRIVATE=1 the same delivery arrives."""
+    app = make_app(database_url, clock, webhook_allow_private=allow)
+    try:
+        with TestClient(create_app(app)) as client, webhook_receiver() as receiver:
+            api = Api(client)
+            org = create_org(api, channel="sales_assisted")
+            saved: Any = api.put(f"/v1/organizations/{org.id}/notification-settings",
+                                 {"thresholds_percent": [50], "webhook_url": receiver.url}, key=org.owner_key,
+                                 expect=200)  # fmt: skip
+            receiver.secret = saved["webhook_secret"]
+            api.put(f"/v1/organizations/{org.id}/caps/organization", {"limit": "2.00"}, key=org.owner_key, expect=200)
+            spend(api, org, org.owner_id, 1)
+            report = deliver_once(app)
+            delivery = log(api, org)[0]["deliveries"][0]
+    finally:
+        app.engine.dispose()
+    if allow:
+        assert report.delivered == 1 and len(receiver.received) == 1 and receiver.received[0]["verified"]
+        assert delivery["status"] == "delivered"
+    else:
+        assert report.delivered == 0 and receiver.received == []
+        assert delivery["status"] == "pending" and "not a public address" in delivery["log"][0]["error"]

@@ -86,8 +86,10 @@ def test_a_body_sent_without_a_length_is_counted_as_it_arrives(small: Api) -> No
 
 
 def test_the_gateway_answers_in_the_messages_apis_shape(small: Api) -> None:
-    answer = small.post("/gateway/v1/messages", {"model": "x", "messages": [{"role": "user", "content": "y" * LIMIT}]},
-                        key="any", expect=413)  # fmt: skip
+    path = "/gateway/anthropic/v1/messages"
+    small.post(path, {"model": "x", "messages": []}, key="any", expect=401)  # a real route: within the bound, answered
+    answer = small.post(path, {"model": "x", "messages": [{"role": "user", "content": "y" * LIMIT}]}, key="any",
+                        expect=413)  # fmt: skip
     assert answer["type"] == "error"
     assert answer["error"]["type"] == "request_too_large"
     assert answer["error"]["code"] == "request_too_large"

@@ -387,9 +387,7 @@ def void(app: App, principal: Principal, org_id: str, hold_id: str) -> HoldView:
 
 
 # 'open' written into the statement, not bound: the planner then reads how rare open holds are from the
-# column's statistics, as for a literal, and picks ix_holds_open_expiry whatever else it is told. A batch's
-# transaction plans its statements generically (services/hold_batches.py), and a generic plan knows no
-# parameter's value.
+# column's statistics, as for any literal, whatever plan it makes of the statement's other parameters.
 OPEN: ColumnClause[str] = literal_column("'open'")
 
 

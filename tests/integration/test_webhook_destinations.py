@@ -3,7 +3,14 @@ URL must not reach the services of the network seatmeter runs in."""
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +30,10 @@ NOW_S = int(datetime.now(UTC).timestamp())
 
 @pytest.mark.parametrize(
     "address", ["127.0.0.1", "10.0.0.7", "192.168.1.1", "169.254.169.254", "100.64.0.1", "::1", "fe80::1%lo",
-                "::ffff:127.0.0.1", "0.0.0.0"]
+                "::ffff:127.0.0.1", "0.0.0.0", "224.0.0.1", "fec0::1",
+                # IPv6 forms that carry an IPv4 address reach that address: NAT64 (10.0.0.1), a network's own NAT64
+                # prefix, 6to4 (169.254.169.254), IPv4-compatible (127.0.0.1)
+                "64:ff9b::a00:1", "64:ff9b:1::1", "2002:a9fe:a9fe::1", "::127.0.0.1"]
 )  # fmt: skip
 def test_a_host_that_resolves_to_a_non_public_address_is_refused_unsent(address: str) -> None:
     sent: list[httpx.Request] = []
@@ -104,3 +114,78 @@ def test_the_worker_follows_the_operators_setting(database_url: str, clock: Fixe
     else:
         assert report.delivered == 0 and receiver.received == []
         assert delivery["status"] == "pending" and "not a public address" in delivery["log"][0]["error"]
+
+
+def test_an_answer_that_is_not_an_address_is_a_failed_send() -> None:
+    sender = WebhookSender(resolve=lambda host, port: ["not-an-ip"])
+    result = sender.send("http://hooks.example.com/x", new_secret(), "msg_1", b"{}", timestamp=NOW_S)
+    sender.close()
+    assert not result.ok and "ValueError" in result.error
+
+
+def test_the_addresses_are_tried_in_turn_until_one_connects() -> None:
+    """As a connection by name would: the first address refuses (nothing listens on 127.0.0.2), the second takes
+    the message. The address rule is lifted here (`public`) so that the receiver can be on loopback."""
+    secret = new_secret()
+    with webhook_receiver(secret) as receiver:
+        port = httpx.URL(receiver.url).port
+        sender = WebhookSender(timeout_s=5, resolve=lambda host, p: ["127.0.0.2", "127.0.0.1"], public=lambda ip: True)
+        result = sender.send(f"http://hooks.test:{port}/hooks/seatmeter", secret, "msg_1", b"{}", timestamp=NOW_S)
+        sender.close()
+    assert result.ok, result.error
+    assert len(receiver.received) == 1 and receiver.received[0]["verified"]
+    assert receiver.received[0]["headers"]["host"] == f"hooks.test:{port}"
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[str]]]:
+    """An HTTPS server on loopback whose certificate names a.test only; the client context that trusts it; the
+    Host headers it received."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=a.test", "-addext", "subjectAltName=DNS:a.test"],
+                   check=True, capture_output=True)  # fmt: skip
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: a connection could be reused
+
+        def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            hosts.append(self.headers.get("host", ""))
+            self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    server.socket = server_side.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], ssl.create_default_context(cafile=str(cert)), hosts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_connection_verified_for_one_name_never_carries_another(
+    tls_receiver: tuple[int, ssl.SSLContext, list[str]],
+) -> None:
+    """a.test and b.test resolve to the same address; the certificate there names a.test only. The message to
+    a.test is delivered; the one to b.test must fail its certificate check, not ride a.test's open connection."""
+    port, trust, hosts = tls_receiver
+    sender = WebhookSender(timeout_s=5, resolve=lambda host, p: ["127.0.0.1"], public=lambda ip: True, verify=trust)
+    to_a = sender.send(f"https://a.test:{port}/in", new_secret(), "msg_1", b"{}", timestamp=NOW_S)
+    to_b = sender.send(f"https://b.test:{port}/in", new_secret(), "msg_2", b"{}", timestamp=NOW_S)
+    again_a = sender.send(f"https://a.test:{port}/in", new_secret(), "msg_3", b"{}", timestamp=NOW_S)
+    sender.close()
+    assert to_a.ok and again_a.ok, (to_a, again_a)
+    assert not to_b.ok and "CERTIFICATE_VERIFY_FAILED" in to_b.error, to_b
+    assert hosts == [f"a.test:{port}", f"a.test:{port}"]

@@ -20,6 +20,7 @@ import hmac
 import ipaddress
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,26 @@ class WebhookResult:
 
 
 Resolver = Callable[[str, int], list[str]]
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # an IPv4 address translated by a NAT64 gateway (RFC 6052)
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # a network's own translation prefix (RFC 8215): unknown
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # ::a.b.c.d, deprecated, still an IPv4 address
+
+
+def public_address(ip: Address) -> bool:
+    """Whether a webhook may go to `ip`: a global unicast address, and, for IPv6, one that does not carry an
+    IPv4 address that is not (NAT64, 6to4, Teredo, mapped or compatible forms reach the IPv4 address inside)."""
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv4Address):
+        return True
+    if ip.is_site_local or ip in _NAT64_LOCAL:
+        return False
+    inside = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        inside.append(ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF))
+    return all(public_address(v4) for v4 in inside if v4 is not None)
 
 
 def _resolve(host: str, port: int) -> list[str]:
@@ -116,8 +137,12 @@ def _resolve(host: str, port: int) -> list[str]:
 class WebhookSender:
     """Posts signed messages over httpx. A 2xx answer is delivery; anything else, or no answer, is a failure.
 
-    `allow_private` lets messages go to non-public addresses (see the module's docstring); `resolve` is the name
-    lookup, given by tests."""
+    `allow_private` lets messages go to non-public addresses (see the module's docstring). Otherwise each host
+    name has a client of its own: its connections are made to the addresses checked, verified for that name,
+    and reused for that name only (httpx pools connections by address, and one verified for another name on the
+    same address must not carry this one). Those clients connect directly, not through a proxy named in
+    HTTP(S)_PROXY, whose tunnel would verify the certificate against the address. `resolve` (the name lookup),
+    `public` (the address rule) and `verify` (TLS trust) are given by tests."""
 
     def __init__(
         self,
@@ -126,10 +151,20 @@ class WebhookSender:
         transport: httpx.BaseTransport | None = None,
         allow_private: bool = False,
         resolve: Resolver = _resolve,
+        public: Callable[[Address], bool] = public_address,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=False)
+        self._options: dict[str, Any] = {
+            "timeout": httpx.Timeout(timeout_s),
+            "transport": transport,
+            "follow_redirects": False,
+            "verify": verify,
+        }
+        self._client = httpx.Client(**self._options)
+        self._by_name: dict[str, httpx.Client] = {}
         self._allow_private = allow_private
         self._resolve = resolve
+        self._public = public
 
     def send(
         self, url: str, secret: str, message_id: str, body: bytes, *, timestamp: int | None = None
@@ -140,38 +175,47 @@ class WebhookSender:
         headers = signature_headers(secret, message_id, stamp, body)
         headers["user-agent"] = "seatmeter-webhooks/1"
         try:
-            target = httpx.URL(url)
-            request: dict[str, Any] = {"content": body, "headers": headers}
-            if not self._allow_private:
-                target, refusal = self._pinned(target, request)
-                if refusal:
-                    return WebhookResult(False, None, refusal)
-            response = self._client.post(target, **request)
-        except (httpx.HTTPError, httpx.InvalidURL, OSError, UnicodeError) as error:
+            if self._allow_private:
+                response = self._client.post(url, content=body, headers=headers)
+            else:
+                answer = self._post_pinned(httpx.URL(url), body, headers)
+                if isinstance(answer, str):
+                    return WebhookResult(False, None, answer)
+                response = answer
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, UnicodeError, ValueError) as error:
             return WebhookResult(False, None, f"{type(error).__name__}: {error}"[:500])
         if 200 <= response.status_code < 300:
             return WebhookResult(True, response.status_code, "")
         return WebhookResult(False, response.status_code, f"receiver answered {response.status_code}")
 
-    def _pinned(self, url: httpx.URL, request: dict[str, Any]) -> tuple[httpx.URL, str]:
-        """The URL with its host replaced by the address it resolved to, and the `Host` and SNI set to the name;
-        or a refusal, when an address is not public."""
+    def _post_pinned(self, url: httpx.URL, body: bytes, headers: dict[str, str]) -> httpx.Response | str:
+        """POST to the addresses the host resolves to, in turn until one connects, each checked first, with the
+        name in `Host` and in TLS's SNI and certificate check; or why not (a refusal)."""
         host = url.raw_host.decode("ascii")  # IDNA-encoded, as DNS and SNI need it
-        port = url.port or (443 if url.scheme == "https" else 80)
-        addresses = self._resolve(host, port)
+        addresses = list(dict.fromkeys(self._resolve(host, url.port or (443 if url.scheme == "https" else 80))))
+        if not addresses:
+            return f"refused: {host} resolves to no address"
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope (fe80::1%eth0) is not public either
-            if not ip.is_global:
-                return url, (
+            if not self._public(ip):
+                return (
                     f"refused: {host} resolves to {ip}, which is not a public address; webhooks go to public "
                     "addresses only unless the operator sets SEATMETER_WEBHOOK_ALLOW_PRIVATE=1"
                 )
-        if not addresses:
-            return url, f"refused: {host} resolves to no address"
-        request["headers"]["host"] = url.netloc.decode("ascii")
-        if url.scheme == "https":
-            request["extensions"] = {"sni_hostname": host}
-        return url.copy_with(host=addresses[0]), ""
+        client = self._by_name.get(host)
+        if client is None:
+            client = self._by_name[host] = httpx.Client(**self._options, trust_env=False)
+        headers = {**headers, "host": url.netloc.decode("ascii")}
+        extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+        for address in addresses[:-1]:
+            try:
+                return client.post(url.copy_with(host=address), content=body, headers=headers, extensions=extensions)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                continue  # as a connection by name would: the next address
+        return client.post(url.copy_with(host=addresses[-1]), content=body, headers=headers, extensions=extensions)
 
     def close(self) -> None:
         self._client.close()
+        for client in self._by_name.values():
+            client.close()
+        self._by_name.clear()

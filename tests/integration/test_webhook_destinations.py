@@ -7,6 +7,7 @@ import shutil
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,8 +33,8 @@ NOW_S = int(datetime.now(UTC).timestamp())
     "address", ["127.0.0.1", "10.0.0.7", "192.168.1.1", "169.254.169.254", "100.64.0.1", "::1", "fe80::1%lo",
                 "::ffff:127.0.0.1", "0.0.0.0", "224.0.0.1", "fec0::1",
                 # IPv6 forms that carry an IPv4 address reach that address: NAT64 (10.0.0.1), a network's own NAT64
-                # prefix, 6to4 (169.254.169.254), IPv4-compatible (127.0.0.1)
-                "64:ff9b::a00:1", "64:ff9b:1::1", "2002:a9fe:a9fe::1", "::127.0.0.1"]
+                # prefix, 6to4 (169.254.169.254), IPv4-compatible and SIIT-translated (127.0.0.1)
+                "64:ff9b::a00:1", "64:ff9b:1::1", "2002:a9fe:a9fe::1", "::127.0.0.1", "::ffff:0:7f00:1"]
 )  # fmt: skip
 def test_a_host_that_resolves_to_a_non_public_address_is_refused_unsent(address: str) -> None:
     sent: list[httpx.Request] = []
@@ -138,9 +139,9 @@ def test_the_addresses_are_tried_in_turn_until_one_connects() -> None:
 
 
 @pytest.fixture
-def tls_receiver(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[str]]]:
+def tls_receiver(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[str], Path]]:
     """An HTTPS server on loopback whose certificate names a.test only; the client context that trusts it; the
-    Host headers it received."""
+    Host headers it received; the certificate's file."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -169,18 +170,18 @@ def tls_receiver(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[str
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1], ssl.create_default_context(cafile=str(cert)), hosts
+        yield server.server_address[1], ssl.create_default_context(cafile=str(cert)), hosts, cert
     finally:
         server.shutdown()
         server.server_close()
 
 
 def test_a_connection_verified_for_one_name_never_carries_another(
-    tls_receiver: tuple[int, ssl.SSLContext, list[str]],
+    tls_receiver: tuple[int, ssl.SSLContext, list[str], Path],
 ) -> None:
     """a.test and b.test resolve to the same address; the certificate there names a.test only. The message to
     a.test is delivered; the one to b.test must fail its certificate check, not ride a.test's open connection."""
-    port, trust, hosts = tls_receiver
+    port, trust, hosts, _ = tls_receiver
     sender = WebhookSender(timeout_s=5, resolve=lambda host, p: ["127.0.0.1"], public=lambda ip: True, verify=trust)
     to_a = sender.send(f"https://a.test:{port}/in", new_secret(), "msg_1", b"{}", timestamp=NOW_S)
     to_b = sender.send(f"https://b.test:{port}/in", new_secret(), "msg_2", b"{}", timestamp=NOW_S)
@@ -189,3 +190,35 @@ def test_a_connection_verified_for_one_name_never_carries_another(
     assert to_a.ok and again_a.ok, (to_a, again_a)
     assert not to_b.ok and "CERTIFICATE_VERIFY_FAILED" in to_b.error, to_b
     assert hosts == [f"a.test:{port}", f"a.test:{port}"]
+
+
+def test_the_trust_store_named_by_ssl_cert_file_is_honoured(
+    tls_receiver: tuple[int, ssl.SSLContext, list[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As httpx does for any client: an operator's own CA, named by SSL_CERT_FILE, verifies the receiver."""
+    port, _, hosts, cert = tls_receiver
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    sender = WebhookSender(timeout_s=5, resolve=lambda host, p: ["127.0.0.1"], public=lambda ip: True)
+    result = sender.send(f"https://a.test:{port}/in", new_secret(), "msg_1", b"{}", timestamp=NOW_S)
+    sender.close()
+    assert result.ok, result.error
+    assert hosts == [f"a.test:{port}"]
+
+
+def test_many_unreachable_addresses_share_one_connect_timeout() -> None:
+    """A name that resolves to twenty addresses that never answer: the attempts stop once one timeout has passed,
+    not after twenty of them."""
+    tried: list[str] = []
+
+    def never_connects(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        time.sleep(0.2)
+        raise httpx.ConnectTimeout("no answer", request=request)
+
+    addresses = [f"93.184.215.{i}" for i in range(1, 21)]
+    sender = WebhookSender(timeout_s=0.5, transport=httpx.MockTransport(never_connects),
+                           resolve=lambda host, p: addresses)  # fmt: skip
+    result = sender.send("http://hooks.example.com/x", new_secret(), "msg_1", b"{}", timestamp=NOW_S)
+    sender.close()
+    assert not result.ok and "ConnectTimeout" in result.error
+    assert 1 <= len(tried) <= 3 and tried == addresses[: len(tried)]

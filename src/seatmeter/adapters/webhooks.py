@@ -112,11 +112,13 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # an IPv4 address translated by a NAT64 gateway (RFC 6052)
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # a network's own translation prefix (RFC 8215): unknown
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # ::a.b.c.d, deprecated, still an IPv4 address
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT's translated form (RFC 2765)
 
 
 def public_address(ip: Address) -> bool:
     """Whether a webhook may go to `ip`: a global unicast address, and, for IPv6, one that does not carry an
-    IPv4 address that is not (NAT64, 6to4, Teredo, mapped or compatible forms reach the IPv4 address inside)."""
+    IPv4 address that is not (NAT64, 6to4, Teredo, mapped, compatible or translated forms reach the IPv4 address
+    inside)."""
     if not ip.is_global or ip.is_multicast:
         return False
     if isinstance(ip, ipaddress.IPv4Address):
@@ -124,7 +126,7 @@ def public_address(ip: Address) -> bool:
     if ip.is_site_local or ip in _NAT64_LOCAL:
         return False
     inside = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
-    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE or ip in _IPV4_TRANSLATED:
         inside.append(ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF))
     return all(public_address(v4) for v4 in inside if v4 is not None)
 
@@ -141,8 +143,10 @@ class WebhookSender:
     name has a client of its own: its connections are made to the addresses checked, verified for that name,
     and reused for that name only (httpx pools connections by address, and one verified for another name on the
     same address must not carry this one). Those clients connect directly, not through a proxy named in
-    HTTP(S)_PROXY, whose tunnel would verify the certificate against the address. `resolve` (the name lookup),
-    `public` (the address rule) and `verify` (TLS trust) are given by tests."""
+    HTTP(S)_PROXY, whose tunnel would verify the certificate against the address; they share one TLS context,
+    which honours SSL_CERT_FILE and SSL_CERT_DIR as httpx does. The addresses of a name are tried in turn within
+    one connect timeout in all. `resolve` (the name lookup), `public` (the address rule) and `verify` (TLS trust)
+    are given by tests."""
 
     def __init__(
         self,
@@ -154,11 +158,13 @@ class WebhookSender:
         public: Callable[[Address], bool] = public_address,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
+        tls = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
+        self._timeout_s = timeout_s
         self._options: dict[str, Any] = {
             "timeout": httpx.Timeout(timeout_s),
             "transport": transport,
             "follow_redirects": False,
-            "verify": verify,
+            "verify": tls,
         }
         self._client = httpx.Client(**self._options)
         self._by_name: dict[str, httpx.Client] = {}
@@ -207,12 +213,22 @@ class WebhookSender:
             client = self._by_name[host] = httpx.Client(**self._options, trust_env=False)
         headers = {**headers, "host": url.netloc.decode("ascii")}
         extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+        deadline = time.monotonic() + self._timeout_s
+
+        def post(address: str) -> httpx.Response:
+            # What is left of one connect timeout for all of the name's addresses: a name that resolves to many
+            # unreachable ones cannot hold the delivery loop for a timeout each.
+            timeout = httpx.Timeout(self._timeout_s, connect=max(deadline - time.monotonic(), 0.001))
+            return client.post(url.copy_with(host=address), content=body, headers=headers, extensions=extensions,
+                               timeout=timeout)  # fmt: skip
+
         for address in addresses[:-1]:
             try:
-                return client.post(url.copy_with(host=address), content=body, headers=headers, extensions=extensions)
+                return post(address)
             except (httpx.ConnectError, httpx.ConnectTimeout):
-                continue  # as a connection by name would: the next address
-        return client.post(url.copy_with(host=addresses[-1]), content=body, headers=headers, extensions=extensions)
+                if time.monotonic() >= deadline:
+                    raise
+        return post(addresses[-1])
 
     def close(self) -> None:
         self._client.close()

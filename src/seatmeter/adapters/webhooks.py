@@ -6,10 +6,11 @@ base64 HMAC-SHA256 of `"{id}.{timestamp}.{body}"` under the secret. Secrets are 
 base64 of at least 24 random bytes; the key is the decoded bytes.
 
 An organization's owner chooses the URL, so the sender would otherwise be a way into the network it runs in: a
-message goes only to public addresses (`ipaddress.is_global`: not loopback, private, link-local, carrier-grade
-NAT, reserved), every address the host resolves to is checked, and the request is made to the address checked,
-with the URL's host in `Host` and in TLS's SNI and certificate check, so a DNS answer that changes in between
-cannot move it. `SEATMETER_WEBHOOK_ALLOW_PRIVATE=1` lifts the rule, for receivers on a private network.
+message goes only to public addresses (`public_address`: not loopback, private, link-local, carrier-grade NAT,
+multicast or reserved, nor an IPv6 form carrying such an IPv4 address), every address the host resolves to is
+checked, and the request is made to the addresses checked, with the URL's host in `Host` and in TLS's SNI and
+certificate check, so a DNS answer that changes in between cannot move it (WebhookSender says how).
+`SEATMETER_WEBHOOK_ALLOW_PRIVATE=1` lifts the rule, for receivers on a private network.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "WebhookSender",
     "WebhookVerificationError",
     "new_secret",
+    "public_address",
     "sign",
     "signature_headers",
     "verify",

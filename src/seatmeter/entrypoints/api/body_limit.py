@@ -10,21 +10,20 @@ character of 200-character keys is written as a JSON escape of a character outsi
 
 from __future__ import annotations
 
-from collections import deque
-
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seatmeter.entrypoints.api.errors import error_response
+from seatmeter.entrypoints.api.fastpath import replayed
 from seatmeter.entrypoints.gateway.errors import anthropic_error
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyLimit"]
-
-DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+__all__ = ["BodyLimit"]
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    """`max_bytes`: the bound, SEATMETER_MAX_BODY_BYTES (settings.py holds its default)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
@@ -53,12 +52,7 @@ class BodyLimit:
                 return
             if not message.get("more_body", False):
                 break
-        pending = deque(messages)
-
-        async def replay() -> Message:
-            return pending.popleft() if pending else await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replayed(messages, receive), send)
 
     def _refusal(self, scope: Scope, length: int | None) -> JSONResponse:
         told = f" ({length:,} bytes)" if length is not None else ""
